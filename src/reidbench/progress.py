@@ -1,0 +1,91 @@
+"""Progress reporting that library code can call without knowing about the terminal.
+
+Stages take an optional `Progress`; the CLI passes a rich-backed one, tests
+pass nothing (a no-op). Keeping rich out of the stages keeps them importable
+and quiet inside other programs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Protocol
+
+
+class Progress(Protocol):
+    def start(self, description: str, total: int | None) -> None: ...
+
+    def advance(self, n: int = 1, **fields: object) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class NullProgress:
+    def start(self, description: str, total: int | None) -> None:
+        pass
+
+    def advance(self, n: int = 1, **fields: object) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class RichProgress:
+    """done/total, rate, ETA, plus free-form fields such as `cost=$0.12`."""
+
+    def __init__(self, unit: str = "it") -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as _RichProgress
+
+        self._unit = unit
+        self._progress = _RichProgress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[extra]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self._task: object | None = None
+
+    def start(self, description: str, total: int | None) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total, rate="", extra="")
+
+    def advance(self, n: int = 1, **fields: object) -> None:
+        if self._task is None:
+            return
+        task = self._progress.tasks[-1]
+        speed = task.speed
+        rate = f"{speed:.1f} {self._unit}/s" if speed else ""
+        extra = " ".join(f"{k}={v}" for k, v in fields.items())
+        update: dict[str, object] = {"advance": n, "rate": rate}
+        if extra:
+            update["extra"] = extra
+        self._progress.update(self._task, **update)  # type: ignore[arg-type]
+
+    def finish(self) -> None:
+        if self._task is not None:
+            self._progress.stop()
+            self._task = None
+
+
+@contextlib.contextmanager
+def reporting(progress: Progress | None, description: str, total: int | None) -> Iterator[Progress]:
+    """Start/finish a progress bar around a block; a None progress is a no-op."""
+    p = progress or NullProgress()
+    p.start(description, total)
+    try:
+        yield p
+    finally:
+        p.finish()
