@@ -44,7 +44,10 @@ SCORES_SCHEMA = pa.schema(
         ("system", pa.string()),
         ("score", pa.float64()),  # null when the system gave no score
         ("decision", pa.string()),  # same | different | unknown
-        ("status", pa.string()),  # ok | refusal | safety_block | parse_error | api_error | budget_exceeded
+        (
+            "status",
+            pa.string(),
+        ),  # one of STATUSES below
         ("latency_s", pa.float64()),
         ("tokens_in", pa.int64()),
         ("tokens_out", pa.int64()),
@@ -76,7 +79,9 @@ def read_meta(table: pa.Table) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-def write_table(path: str | os.PathLike[str], table: pa.Table, meta: dict[str, Any] | None = None) -> None:
+def write_table(
+    path: str | os.PathLike[str], table: pa.Table, meta: dict[str, Any] | None = None
+) -> None:
     """Write Parquet (or CSV with a `.meta.json` sidecar), atomically."""
     path = Path(path)
     table = _with_meta(table, meta)
