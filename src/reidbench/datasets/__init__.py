@@ -1,4 +1,7 @@
-"""Dataset loaders (torchreid protocol) and the synthetic pedestrian generator."""
+"""Dataset loaders (torchreid protocol) and the synthetic pedestrian generator.
+
+`load_dataset(root, format=None, ...)` is the one entry point other stages use.
+"""
 
 from reidbench.datasets.base import SPLITS, Dataset, ImageRecord
 
