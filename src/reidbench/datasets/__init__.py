@@ -4,5 +4,15 @@
 """
 
 from reidbench.datasets.base import SPLITS, Dataset, ImageRecord
+from reidbench.datasets.detect import FORMATS, detect_format, load_dataset
+from reidbench.datasets.verify import verify_images
 
-__all__ = ["SPLITS", "Dataset", "ImageRecord"]
+__all__ = [
+    "FORMATS",
+    "SPLITS",
+    "Dataset",
+    "ImageRecord",
+    "detect_format",
+    "load_dataset",
+    "verify_images",
+]

@@ -1,0 +1,179 @@
+"""Which dataset is this folder? Decided from its structure, then `load_dataset`.
+
+Rules, first match wins (documented in docs/datasets.md):
+1. ROOT is a `.csv` file, or holds `manifest.csv`            -> custom
+2. ROOT holds `reidbench-synthetic.json`                      -> market1501 (synthetic)
+3. list_{train,query,gallery}.txt with MSMT17 image folders   -> msmt17
+4. `detected/` or `labeled/` variant folders (cuhk03-np)      -> cuhk03np
+5. bounding_box_train/, query/, bounding_box_test/ (directly or in a known subfolder):
+   a. file names in query/ in one dataset's style: Market `0002_c1s1_000451_03.jpg`,
+      Duke `0005_c2_f0046985.jpg`, CUHK03-NP `0003_c1_22.png`
+   b. else a folder name on the way says market / duke / cuhk03
+   c. else market1501 rules with relaxed ranges, cameras counted from the data
+Anything else is an unknown layout: the error lists the formats and suggests --format.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from reidbench.datasets.base import Dataset
+from reidbench.datasets.cuhk03np import VARIANTS, find_cuhk03np_dir, load_cuhk03np
+from reidbench.datasets.custom import MANIFEST_NAME, find_manifest, load_custom
+from reidbench.datasets.folders import child_dir, first_dir_with, resolve_root
+from reidbench.datasets.market1501 import (
+    DUKEMTMCREID,
+    MARKET1501,
+    SPLIT_FOLDERS,
+    SYNTHETIC_MARKER,
+    load_market_layout,
+)
+from reidbench.datasets.msmt17 import find_msmt17_dir, load_msmt17
+from reidbench.datasets.naming import looks_like_image
+from reidbench.datasets.verify import require_readable
+from reidbench.errors import UserError
+from reidbench.progress import Progress
+
+FORMATS = ("market1501", "dukemtmcreid", "msmt17", "cuhk03np", "custom")
+TITLES = {
+    "market1501": "Market1501",
+    "dukemtmcreid": "DukeMTMCreID",
+    "msmt17": "MSMT17",
+    "cuhk03np": "CUHK03-NP",
+    "custom": "custom manifest",
+}
+_ALIASES = {
+    "market": "market1501",
+    "duke": "dukemtmcreid",
+    "dukemtmc": "dukemtmcreid",
+    "cuhk03": "cuhk03np",
+    "msmt": "msmt17",
+}
+NAME_STYLES = (
+    ("market1501", re.compile(r"^(-1|\d+)_c\ds\d+_\d+_\d+\.jpe?g$", re.IGNORECASE)),
+    ("dukemtmcreid", re.compile(r"^\d+_c\d_f\d+\.jpe?g$", re.IGNORECASE)),
+    ("cuhk03np", re.compile(r"^\d+_c\d_\d+\.png$", re.IGNORECASE)),
+)
+FOLDER_HINTS = (("market", "market1501"), ("duke", "dukemtmcreid"), ("cuhk03", "cuhk03np"))
+SAMPLE = 50
+
+
+def normalise_format(name: str) -> str:
+    key = re.sub(r"[-_ .]", "", name.strip().lower())
+    key = _ALIASES.get(key, key)
+    if key not in FORMATS:
+        raise UserError(f"unknown dataset format {name!r}; use one of {', '.join(FORMATS)}")
+    return key
+
+
+def name_style(folder: Path) -> str | None:
+    """The dataset whose naming style most of the first few image names follow."""
+    votes = dict.fromkeys((f for f, _ in NAME_STYLES), 0)
+    seen = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not looks_like_image(entry.name):
+                    continue
+                seen += 1
+                for fmt, pattern in NAME_STYLES:
+                    if pattern.match(entry.name):
+                        votes[fmt] += 1
+                        break
+                if seen >= SAMPLE:
+                    break
+    except OSError:
+        return None
+    best = max(votes, key=lambda f: votes[f])
+    return best if seen and votes[best] * 2 > seen else None
+
+
+def folder_hint(root: Path, folder: Path) -> str | None:
+    """A dataset name in the path from ROOT's own name down to the layout folder."""
+    parts = [root.name, *folder.relative_to(root).parts]
+    for part in reversed(parts):
+        for needle, fmt in FOLDER_HINTS:
+            if needle in part.lower():
+                return fmt
+    return None
+
+
+def detect_format(root: Path) -> tuple[str, str, bool]:
+    """(format, reason, generic): `generic` relaxes Market ranges for a tree of unknown origin."""
+    if find_manifest(root) is not None:
+        return "custom", f"{MANIFEST_NAME} manifest" if root.is_dir() else "CSV manifest", False
+    if root.is_file():
+        raise UserError(
+            f"{root} is a file; pass the dataset folder, or a .csv manifest for --format custom"
+        )
+    if (root / SYNTHETIC_MARKER).is_file():
+        return "market1501", f"{SYNTHETIC_MARKER} (reidbench synth output)", False
+    if find_msmt17_dir(root) is not None:
+        return "msmt17", "MSMT17 list files", False
+    if not _is_layout(root) and any(find_cuhk03np_dir(root, v) is not None for v in VARIANTS):
+        return "cuhk03np", "detected/labeled variant folders", False
+    subdirs = dict.fromkeys((*MARKET1501.subdirs, *DUKEMTMCREID.subdirs))
+    folder = first_dir_with(root, subdirs, SPLIT_FOLDERS.values())
+    if folder is None:
+        raise UserError(
+            f"unknown dataset layout at {root}: expected bounding_box_train/, query/ and "
+            "bounding_box_test/ (market1501, dukemtmcreid, cuhk03np), list_*.txt (msmt17) or "
+            f"{MANIFEST_NAME} (custom); check the path or pass --format "
+            f"{{{','.join(FORMATS)}}}"
+        )
+    query = child_dir(folder, SPLIT_FOLDERS["query"])
+    style = name_style(query) if query is not None else None
+    if style is not None:
+        return style, f"file names in {style} style", False
+    hint = folder_hint(root, folder)
+    if hint is not None:
+        return hint, f"folder name ({hint})", False
+    return "market1501", "Market-1501 layout of unknown origin (relaxed ranges)", True
+
+
+def _is_layout(folder: Path) -> bool:
+    return all(child_dir(folder, sub) is not None for sub in SPLIT_FOLDERS.values())
+
+
+def load_dataset(
+    root: str | os.PathLike[str],
+    format: str | None = None,
+    *,
+    msmt17_val_in_train: bool = True,
+    cuhk03_variant: str = "detected",
+    verify: bool = False,
+    progress: Progress | None = None,
+) -> Dataset:
+    """Load any supported dataset by the torchreid protocol; `format=None` auto-detects.
+
+    Listing parses file names only; `verify=True` also decodes every image and
+    raises a UserError naming unreadable ones.
+    """
+    path = resolve_root(root)
+    generic = False
+    if format is None:
+        fmt, reason, generic = detect_format(path)
+    else:
+        fmt, reason = normalise_format(format), "--format"
+        if path.is_file() and fmt != "custom":
+            raise UserError(f"{path} is a file; {fmt} needs the dataset folder")
+    if cuhk03_variant not in VARIANTS:
+        raise UserError(
+            f"unknown CUHK03-NP variant {cuhk03_variant!r}; use one of {', '.join(VARIANTS)}"
+        )
+    if fmt == "market1501":
+        dataset = load_market_layout(path, MARKET1501, generic=generic)
+    elif fmt == "dukemtmcreid":
+        dataset = load_market_layout(path, DUKEMTMCREID)
+    elif fmt == "msmt17":
+        dataset = load_msmt17(path, val_in_train=msmt17_val_in_train)
+    elif fmt == "cuhk03np":
+        dataset = load_cuhk03np(path, variant=cuhk03_variant)
+    else:
+        dataset = load_custom(path)
+    dataset.extra["detected_by"] = reason
+    if verify:
+        dataset.extra["verified_images"] = require_readable(dataset, progress=progress)
+    return dataset
