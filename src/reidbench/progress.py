@@ -34,7 +34,8 @@ class NullProgress:
 class RichProgress:
     """done/total, rate, ETA, plus free-form fields such as `cost=$0.12`."""
 
-    def __init__(self, unit: str = "it") -> None:
+    def __init__(self, unit: str = "it", console: object | None = None) -> None:
+        """`console`: a rich Console; pass a stderr one when stdout carries JSON."""
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -55,6 +56,7 @@ class RichProgress:
             TextColumn("ETA"),
             TimeRemainingColumn(),
             transient=False,
+            console=console,  # type: ignore[arg-type]
         )
         self._task: object | None = None
 
