@@ -1,9 +1,144 @@
-"""Commands: (filled in by the stage that owns them)."""
+"""Command: `reidbench pairs ROOT --out FILE --positives N --negatives N [...]`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from reidbench.pairs import PairSet
+
+
+def summary_lines(pairset: PairSet, out: Path) -> list[str]:
+    """What was written, how it is spread over camera pairs, and the hash to cite."""
+    meta = pairset.meta
+    counts, ds = meta["counts"], meta["dataset"]
+    kind = "SYNTHETIC " if ds.get("synthetic") else ""
+    lines = [
+        f"wrote {counts['pairs']} pairs to {out}: {counts['positives']} positive, "
+        f"{counts['negatives']} negative",
+        f"  dataset   : {kind}{ds['name']} at {ds['root']}",
+        f"  split     : {meta['split']}   seed: {meta['seed']}",
+        f"  positives : {meta['rules']['positives']}",
+        f"  negatives : {meta['rules']['negatives']}",
+    ]
+    if meta["rules"]["distractor_negatives"]:
+        lines.append(f"  distractor negatives: {counts['distractor_negatives']}")
+    hard = meta.get("hard_negatives")
+    if hard:
+        lines.append(f"  hard negatives: {counts['hard_negatives']} mined with {hard['miner']}")
+    if meta["triplets"]:
+        kinds = ", ".join(f"{v} {k}" for k, v in meta["triplet_kinds"].items())
+        lines.append(
+            f"  triplets  : {len(meta['triplets'])} ({kinds}); "
+            f"{counts['triplet_pairs_added']} pairs added for them"
+        )
+    cams = meta["camera_pairs"]
+    avail = meta["camera_pairs_available"]
+    strata = sorted(
+        set(cams["positives"]) | set(cams["negatives"]),
+        key=lambda s: tuple(int(c) for c in s.split("-")),
+    )
+    if strata:
+        lines.append("  camera pair | positives (of available) | negatives (of available)")
+        for s in strata:
+            pos = f"{cams['positives'].get(s, 0)} ({avail['positives'].get(s, 0)})"
+            neg = f"{cams['negatives'].get(s, 0)} ({avail['negatives'].get(s, 0)})"
+            lines.append(f"  {s:>11s} | {pos:>24s} | {neg:>24s}")
+    lines.append(f"  content hash: sha256:{pairset.content_hash}")
+    return lines
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("pairs")
+    def pairs(
+        root: Annotated[
+            Path,
+            typer.Argument(
+                help="Dataset folder (or a .csv manifest for the custom format).",
+                metavar="ROOT",
+                show_default=False,
+            ),
+        ],
+        out: Annotated[
+            Path,
+            typer.Option(
+                "--out", "-o", help="Pairs file to write: .parquet or .csv.", show_default=False
+            ),
+        ],
+        positives: Annotated[
+            int, typer.Option("--positives", help="Same-person pairs.", show_default=False)
+        ],
+        negatives: Annotated[
+            int, typer.Option("--negatives", help="Different-person pairs.", show_default=False)
+        ],
+        seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+        split: Annotated[
+            str,
+            typer.Option(
+                "--split",
+                help="query-gallery (a = query, b = gallery), test (query and gallery pooled) "
+                "or train.",
+            ),
+        ] = "query-gallery",
+        format: Annotated[
+            str | None,
+            typer.Option(
+                "--format",
+                "-f",
+                help="market1501, dukemtmcreid, msmt17, cuhk03np or custom (default: detect).",
+            ),
+        ] = None,
+        same_camera: Annotated[
+            bool,
+            typer.Option(
+                "--same-camera",
+                help="Allow pairs from one camera (positives and negatives alike).",
+            ),
+        ] = False,
+        distractors: Annotated[
+            bool,
+            typer.Option(
+                "--distractors", help="Allow gallery distractors (pid 0) as negative b images."
+            ),
+        ] = False,
+        triplets: Annotated[
+            int,
+            typer.Option("--triplets", help="Image triplets added for the transitivity check."),
+        ] = 0,
+        msmt17_train_only: Annotated[
+            bool,
+            typer.Option(
+                "--msmt17-train-only",
+                help="MSMT17: leave list_val.txt out of train (torchreid's default).",
+            ),
+        ] = False,
+        cuhk03_variant: Annotated[
+            str,
+            typer.Option("--cuhk03-variant", help="CUHK03-NP: detected or labeled."),
+        ] = "detected",
+    ) -> None:
+        """Curate labelled image pairs: balanced over camera pairs, seeded, hashed."""
+        from reidbench.datasets import load_dataset
+        from reidbench.pairs import check_pairs_path, curate_pairs, write_pairs
+
+        check_pairs_path(out)  # before loading anything: a bad --out fails in milliseconds
+        dataset = load_dataset(
+            root,
+            format,
+            msmt17_val_in_train=not msmt17_train_only,
+            cuhk03_variant=cuhk03_variant,
+        )
+        pairset = curate_pairs(
+            dataset,
+            positives=positives,
+            negatives=negatives,
+            seed=seed,
+            split=split,
+            same_camera_positives=same_camera,
+            distractor_negatives=distractors,
+            triplets=triplets,
+        )
+        write_pairs(out, pairset)
+        typer.echo("\n".join(summary_lines(pairset, out)))
