@@ -1,9 +1,98 @@
-"""Commands: (filled in by the stage that owns them)."""
+"""Commands: `reidbench run`, `reidbench report`, `reidbench demo`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from reidbench.cli.common import console, err_console
+from reidbench.errors import UserError
+
+
+def _progress(unit: str):
+    from reidbench.progress import RichProgress
+
+    return RichProgress(unit=unit)
+
+
+def _log(message: str) -> None:
+    err_console.print(message, markup=False, highlight=False)
+
+
+def _print_summary(summary: str) -> None:
+    console.print()
+    console.print(summary, markup=False, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("run")
+    def run(
+        config: Path = typer.Argument(..., help="Experiment config (.toml); see configs/."),
+        out: Path = typer.Option(
+            None, "--out", "-o", help="Run directory (default: runs/<config name>)."
+        ),
+    ) -> None:
+        """Run an experiment; re-running the same command resumes it (nothing is paid twice)."""
+        from reidbench.config import load_config
+        from reidbench.experiment import run_experiment, write_run_outputs
+
+        cfg = load_config(config)
+        out = out or Path("runs") / (cfg.name or config.stem)
+        try:
+            paths = run_experiment(cfg, out, progress=_progress, log=_log, write_outputs=False)
+        except KeyboardInterrupt:
+            err_console.print(
+                f"interrupted: answers so far are saved; run the same command to resume ({out})"
+            )
+            raise typer.Exit(130) from None
+        _print_summary(write_run_outputs(paths.out, log=_log))
+
+    @app.command("report")
+    def report(run_dir: Path = typer.Argument(..., help="A run directory made by `run`.")) -> None:
+        """Write DIR/metrics.json and DIR/report.html from a run directory."""
+        from reidbench.experiment import write_run_outputs
+
+        if not (run_dir / "scores.parquet").is_file():
+            raise UserError(
+                f"{run_dir}: no scores.parquet here; pass a run directory made by `reidbench run`"
+            )
+        _print_summary(write_run_outputs(run_dir, log=_log))
+
+    @app.command("demo")
+    def demo(
+        out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run directory."),
+        personvit_weights: Path = typer.Option(
+            None, "--personvit-weights", help="Add PersonViT (ViT-B/16) with these weights."
+        ),
+        lvlm: list[str] = typer.Option(
+            [],
+            "--lvlm",
+            help="Add an LVLM preset (e.g. openai:gpt-4o, vllm:Qwen/Qwen2.5-VL-7B-Instruct). "
+            "Presets whose API key is set in the environment are added automatically.",
+        ),
+        no_lvlm: bool = typer.Option(False, "--no-lvlm", help="Skip every LVLM."),
+        max_cost_usd: float = typer.Option(
+            0.5, "--max-cost-usd", help="Spending cap per LVLM system."
+        ),
+    ) -> None:
+        """Offline end-to-end demo on synthetic pedestrians: data, pairs, scores, report."""
+        from reidbench.demo import run_demo
+
+        try:
+            paths = run_demo(
+                out,
+                personvit_weights=personvit_weights,
+                lvlms=[] if no_lvlm else list(lvlm),
+                auto_lvlm=not no_lvlm,
+                max_cost_usd=max_cost_usd,
+                progress=_progress,
+                log=_log,
+            )
+        except KeyboardInterrupt:
+            err_console.print(f"interrupted: run the same command to resume ({out})")
+            raise typer.Exit(130) from None
+        from reidbench.experiment import write_run_outputs
+
+        _print_summary(write_run_outputs(paths.out, log=_log))
+        console.print(f"\nReport: {paths.out / 'report.html'}")

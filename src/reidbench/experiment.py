@@ -1,0 +1,384 @@
+"""Drive one experiment: dataset -> pairs -> systems -> scores -> metrics -> report.
+
+Resumable by construction. Every stage writes its output atomically and checks
+what is already in the run directory before doing work:
+- `pairs.parquet` is reused when it was made from the same dataset and pair rules
+  (a different request is an error, never a silent overwrite);
+- each system's rows go to `systems/<name>.parquet` once the system is complete,
+  keyed by a hash of its settings, so a finished system is not recomputed;
+- inside a system, LVLM answers are committed one by one to the response cache
+  and embedder features to the feature cache, so a killed run loses only the
+  calls that were in flight.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from reidbench import __version__
+from reidbench.config import ExperimentConfig, LVLMSystemConfig, ReIDSystemConfig, SystemConfig
+from reidbench.datasets import Dataset
+from reidbench.errors import UserError
+from reidbench.files import write_json_atomic
+from reidbench.progress import Progress
+from reidbench.tables import SCORES_SCHEMA, read_meta, read_table, write_table
+
+ProgressFactory = Callable[[str], Progress | None]
+Log = Callable[[str], None]
+
+
+@dataclass
+class RunPaths:
+    """Where each file of a run directory lives (see docs/run-directory.md)."""
+
+    out: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.out / "run.json"
+
+    @property
+    def pairs(self) -> Path:
+        return self.out / "pairs.parquet"
+
+    @property
+    def scores(self) -> Path:
+        return self.out / "scores.parquet"
+
+    @property
+    def retrieval(self) -> Path:
+        return self.out / "retrieval.json"
+
+    @property
+    def systems_dir(self) -> Path:
+        return self.out / "systems"
+
+    def system_scores(self, name: str) -> Path:
+        return self.systems_dir / f"{_safe_name(name)}.parquet"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.out / "cache"
+
+    @property
+    def response_cache(self) -> Path:
+        return self.cache_dir / "responses.sqlite"
+
+    @property
+    def feature_cache(self) -> Path:
+        return self.cache_dir / "features"
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _settings_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _nothing(_: str) -> None:
+    return None
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    out: Path,
+    *,
+    progress: ProgressFactory | None = None,
+    log: Log = _nothing,
+    environ: Mapping[str, str] | None = None,
+    write_outputs: bool = True,
+) -> RunPaths:
+    """Run (or resume) an experiment into `out`; returns the run's paths."""
+    environ = os.environ if environ is None else environ
+    make_progress: ProgressFactory = progress or (lambda _unit: None)
+    paths = RunPaths(Path(out))
+    paths.out.mkdir(parents=True, exist_ok=True)
+
+    dataset = _load_dataset(cfg, make_progress)
+    log(f"dataset: {dataset.name} at {dataset.root}{' (SYNTHETIC)' if dataset.synthetic else ''}")
+    pairset = _ensure_pairs(cfg, dataset, paths, make_progress, log)
+    pairs = pairset.table
+
+    manifest = _manifest(cfg, dataset, pairset.meta)
+    write_json_atomic(paths.manifest, manifest)
+
+    for system in cfg.systems:
+        _ensure_system(system, dataset, pairs, paths, make_progress, log, environ, manifest)
+    write_json_atomic(paths.manifest, manifest)  # now with fingerprints filled in
+    _merge_scores(cfg, paths)
+
+    if cfg.retrieval:
+        _ensure_retrieval(cfg, dataset, paths, make_progress, log)
+
+    if write_outputs:
+        write_run_outputs(paths.out, log=log)
+    return paths
+
+
+def write_run_outputs(run_dir: Path, *, log: Log = _nothing) -> str:
+    """Write metrics.json, report.html and summary.md; return the Markdown summary."""
+    from reidbench.metrics.run_metrics import write_metrics
+    from reidbench.report import write_report
+
+    metrics = write_metrics(run_dir)
+    summary = write_report(run_dir, metrics)
+    log(f"wrote {run_dir / 'metrics.json'} and {run_dir / 'report.html'}")
+    return summary
+
+
+# --- stages -----------------------------------------------------------------
+
+
+def _load_dataset(cfg: ExperimentConfig, make_progress: ProgressFactory) -> Dataset:
+    from reidbench.datasets import load_dataset
+
+    d = cfg.dataset
+    return load_dataset(
+        d.root,
+        d.format,
+        msmt17_val_in_train=d.msmt17_val_in_train,
+        cuhk03_variant=d.cuhk03_variant,
+    )
+
+
+def _pair_request(cfg: ExperimentConfig) -> dict[str, Any]:
+    return cfg.pairs.model_dump(mode="json")
+
+
+def _ensure_pairs(cfg, dataset, paths: RunPaths, make_progress, log):
+    from reidbench.pairs import curate_pairs, read_pairs, write_pairs
+
+    request = _pair_request(cfg)
+    if paths.pairs.exists():
+        existing = read_pairs(paths.pairs)
+        made_from = existing.meta.get("request")
+        if made_from != request or existing.meta.get("dataset_fingerprint") != _dataset_fp(dataset):
+            raise UserError(
+                f"{paths.pairs}: this run directory holds pairs made from another dataset or "
+                "pair settings; use a new --out directory (or delete it to start over)"
+            )
+        log(f"pairs: reusing {paths.pairs} ({existing.table.num_rows} pairs)")
+        return existing
+
+    p = cfg.pairs
+    miner = None
+    if p.hard_negatives:
+        from reidbench.models import FeatureCache, embedder_miner, load_embedder
+
+        embedder = load_embedder(p.hard_negatives)
+        miner = embedder_miner(embedder, dataset.root, FeatureCache(paths.feature_cache))
+    pairset = curate_pairs(
+        dataset,
+        positives=p.positives,
+        negatives=p.negatives,
+        seed=p.seed,
+        split=p.split,
+        same_camera_positives=p.same_camera_positives,
+        distractor_negatives=p.distractor_negatives,
+        triplets=p.triplets,
+        negative_miner=miner,
+    )
+    pairset.meta["request"] = request
+    pairset.meta["dataset_fingerprint"] = _dataset_fp(dataset)
+    write_pairs(paths.pairs, pairset)
+    log(f"pairs: {pairset.table.num_rows} pairs written to {paths.pairs}")
+    return pairset
+
+
+def _dataset_fp(dataset: Dataset) -> str:
+    """Identity of the image list (names, pids, cameras), independent of its location."""
+    h = hashlib.sha256()
+    for split in ("train", "query", "gallery"):
+        for r in dataset.split(split):
+            h.update(f"{split}\t{r.path}\t{r.pid}\t{r.camid}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _manifest(cfg: ExperimentConfig, dataset: Dataset, pairs_meta: dict[str, Any]) -> dict:
+    return {
+        "reidbench_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "config": cfg.model_dump(mode="json"),
+        "dataset": dataset.info(),
+        "pairs": pairs_meta,
+        "systems": [_system_entry(s) for s in cfg.systems],
+    }
+
+
+def _system_entry(system: SystemConfig) -> dict[str, Any]:
+    if isinstance(system, ReIDSystemConfig):
+        return {
+            "name": system.name,
+            "type": "reid",
+            "model": system.model,
+            "weights": system.weights,
+            "fingerprint": None,
+            "scale": 1.0,
+            "threshold": system.threshold,
+        }
+    from reidbench.judges import system_manifest
+
+    entry = {"name": system.name, "type": "lvlm", "scale": 100.0, "threshold": system.threshold}
+    entry.update(system_manifest(system))
+    return entry
+
+
+def _ensure_system(system, dataset, pairs, paths, make_progress, log, environ, manifest) -> None:
+    settings = _settings_hash(system.model_dump(mode="json"))
+    target = paths.system_scores(system.name)
+    if target.exists():
+        meta = read_meta(read_table(target))
+        if meta.get("settings") == settings and meta.get("pairs_hash") == _pairs_hash(pairs):
+            log(f"{system.name}: already complete, reusing {target}")
+            _record_fingerprint(manifest, system.name, meta.get("fingerprint"))
+            return
+    if isinstance(system, ReIDSystemConfig):
+        table, fingerprint = _score_with_embedder(system, dataset, pairs, paths, make_progress)
+    else:
+        table, fingerprint = _score_with_judge(
+            system, dataset, pairs, paths, make_progress, environ
+        )
+    meta = {"settings": settings, "pairs_hash": _pairs_hash(pairs), "fingerprint": fingerprint}
+    write_table(target, table, meta)
+    _record_fingerprint(manifest, system.name, fingerprint)
+    statuses = table.column("status").to_pylist()
+    ok = sum(1 for s in statuses if s == "ok")
+    log(f"{system.name}: {ok}/{len(statuses)} answered")
+
+
+def _record_fingerprint(manifest: dict, name: str, fingerprint: str | None) -> None:
+    for entry in manifest["systems"]:
+        if entry["name"] == name and fingerprint:
+            entry["fingerprint"] = fingerprint
+
+
+def _pairs_hash(pairs: pa.Table) -> str:
+    from reidbench.pairs import pairset_hash
+
+    return pairset_hash(pairs)
+
+
+def _score_with_embedder(system: ReIDSystemConfig, dataset, pairs, paths, make_progress):
+    from reidbench.models import FeatureCache, cosine_to_unit, load_embedder, pair_scores
+
+    embedder = load_embedder(system.model, weights=system.weights, device=system.device)
+    cos = pair_scores(
+        embedder,
+        dataset.root,
+        pairs.column("path_a").to_pylist(),
+        pairs.column("path_b").to_pylist(),
+        cache=FeatureCache(paths.feature_cache),
+        batch_size=system.batch_size,
+        progress=make_progress("img"),
+    )
+    score = cosine_to_unit(np.asarray(cos, dtype=np.float64))
+    n = pairs.num_rows
+    table = pa.table(
+        {
+            "pair_id": pairs.column("pair_id"),
+            "system": pa.array([system.name] * n, pa.string()),
+            "score": pa.array(score, pa.float64()),
+            # Embedder decisions are made by the metrics stage at the stated threshold.
+            "decision": pa.array(["unknown"] * n, pa.string()),
+            "status": pa.array(["ok"] * n, pa.string()),
+            "latency_s": pa.nulls(n, pa.float64()),
+            "tokens_in": pa.array(np.zeros(n, np.int64)),
+            "tokens_out": pa.array(np.zeros(n, np.int64)),
+            "cost_usd": pa.array(np.zeros(n)),
+            "raw": pa.array([""] * n, pa.string()),
+            "order": pa.array(["ab"] * n, pa.string()),
+            "repeat": pa.array(np.zeros(n, np.int64)),
+            "reasons": pa.nulls(n, pa.string()),
+            "error": pa.nulls(n, pa.string()),
+            "cached": pa.array([False] * n, pa.bool_()),
+            "attempts": pa.array(np.zeros(n, np.int64)),
+        },
+        schema=SCORES_SCHEMA,
+    )
+    return table, embedder.fingerprint
+
+
+def _score_with_judge(system: LVLMSystemConfig, dataset, pairs, paths, make_progress, environ):
+    from reidbench.judges import judge_pairs, system_manifest
+
+    table = judge_pairs(
+        system,
+        pairs,
+        dataset.root,
+        cache_path=paths.response_cache,
+        progress=make_progress("call"),
+        environ=environ,
+    )
+    return table.cast(SCORES_SCHEMA), _settings_hash(system_manifest(system))
+
+
+def _merge_scores(cfg: ExperimentConfig, paths: RunPaths) -> None:
+    tables = [read_table(paths.system_scores(s.name)) for s in cfg.systems]
+    merged = pa.concat_tables([t.select(SCORES_SCHEMA.names).cast(SCORES_SCHEMA) for t in tables])
+    write_table(paths.scores, merged)
+
+
+def _ensure_retrieval(cfg, dataset, paths, make_progress, log) -> None:
+    from reidbench.models import FeatureCache, extract_features, load_embedder
+
+    from reidbench.metrics import evaluate_features
+
+    results: dict[str, Any] = {}
+    if paths.retrieval.exists():
+        results = json.loads(paths.retrieval.read_text())
+    q, g = dataset.query, dataset.gallery
+    for system in cfg.systems:
+        if not isinstance(system, ReIDSystemConfig):
+            continue
+        embedder = load_embedder(system.model, weights=system.weights, device=system.device)
+        if results.get(system.name, {}).get("fingerprint") == embedder.fingerprint:
+            continue
+        cache = FeatureCache(paths.feature_cache)
+        qf = extract_features(
+            embedder,
+            [dataset.abspath(r) for r in q],
+            batch_size=system.batch_size,
+            cache=cache,
+            progress=make_progress("img"),
+        )
+        gf = extract_features(
+            embedder,
+            [dataset.abspath(r) for r in g],
+            batch_size=system.batch_size,
+            cache=cache,
+            progress=make_progress("img"),
+        )
+        res = evaluate_features(
+            qf,
+            gf,
+            np.array([r.pid for r in q]),
+            np.array([r.pid for r in g]),
+            np.array([r.camid for r in q]),
+            np.array([r.camid for r in g]),
+        )
+        cmc = np.asarray(res.cmc, dtype=float)
+        results[system.name] = {
+            "fingerprint": embedder.fingerprint,
+            "rank1": float(cmc[0]),
+            "rank5": float(cmc[min(4, len(cmc) - 1)]),
+            "rank10": float(cmc[min(9, len(cmc) - 1)]),
+            "mAP": float(res.mAP),
+            "mINP": float(res.mINP),
+            "cmc": cmc.tolist(),
+            "num_query": len(q),
+            "num_gallery": len(g),
+        }
+        log(f"{system.name}: retrieval rank-1 {cmc[0]:.3f}, mAP {res.mAP:.3f}")
+        write_json_atomic(paths.retrieval, results)
