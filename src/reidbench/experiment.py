@@ -331,9 +331,8 @@ def _merge_scores(cfg: ExperimentConfig, paths: RunPaths) -> None:
 
 
 def _ensure_retrieval(cfg, dataset, paths, make_progress, log) -> None:
-    from reidbench.models import FeatureCache, extract_features, load_embedder
-
     from reidbench.metrics import evaluate_features
+    from reidbench.models import FeatureCache, extract_features, load_embedder
 
     results: dict[str, Any] = {}
     if paths.retrieval.exists():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -28,10 +29,11 @@ def _print_summary(summary: str) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
-        config: Path = typer.Argument(..., help="Experiment config (.toml); see configs/."),
-        out: Path = typer.Option(
-            None, "--out", "-o", help="Run directory (default: runs/<config name>)."
-        ),
+        config: Annotated[Path, typer.Argument(help="Experiment config (.toml); see configs/.")],
+        out: Annotated[
+            Path | None,
+            typer.Option("--out", "-o", help="Run directory (default: runs/<config name>)."),
+        ] = None,
     ) -> None:
         """Run an experiment; re-running the same command resumes it (nothing is paid twice)."""
         from reidbench.config import load_config
@@ -49,7 +51,9 @@ def register(app: typer.Typer) -> None:
         _print_summary(write_run_outputs(paths.out, log=_log))
 
     @app.command("report")
-    def report(run_dir: Path = typer.Argument(..., help="A run directory made by `run`.")) -> None:
+    def report(
+        run_dir: Annotated[Path, typer.Argument(help="A run directory made by `run`.")],
+    ) -> None:
         """Write DIR/metrics.json and DIR/report.html from a run directory."""
         from reidbench.experiment import write_run_outputs
 
@@ -61,20 +65,27 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo")
     def demo(
-        out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run directory."),
-        personvit_weights: Path = typer.Option(
-            None, "--personvit-weights", help="Add PersonViT (ViT-B/16) with these weights."
+        out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")] = Path(
+            "runs/demo"
         ),
-        lvlm: list[str] = typer.Option(
-            [],
-            "--lvlm",
-            help="Add an LVLM preset (e.g. openai:gpt-4o, vllm:Qwen/Qwen2.5-VL-7B-Instruct). "
-            "Presets whose API key is set in the environment are added automatically.",
-        ),
-        no_lvlm: bool = typer.Option(False, "--no-lvlm", help="Skip every LVLM."),
-        max_cost_usd: float = typer.Option(
-            0.5, "--max-cost-usd", help="Spending cap per LVLM system."
-        ),
+        personvit_weights: Annotated[
+            Path | None,
+            typer.Option(
+                "--personvit-weights", help="Add PersonViT (ViT-B/16) with these weights."
+            ),
+        ] = None,
+        lvlm: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--lvlm",
+                help="Add an LVLM preset (e.g. openai:gpt-4o, vllm:Qwen/Qwen2.5-VL-7B-Instruct). "
+                "Presets whose API key is set in the environment are added automatically.",
+            ),
+        ] = None,
+        no_lvlm: Annotated[bool, typer.Option("--no-lvlm", help="Skip every LVLM.")] = False,
+        max_cost_usd: Annotated[
+            float, typer.Option("--max-cost-usd", help="Spending cap per LVLM system.")
+        ] = 0.5,
     ) -> None:
         """Offline end-to-end demo on synthetic pedestrians: data, pairs, scores, report."""
         from reidbench.demo import run_demo
@@ -83,7 +94,7 @@ def register(app: typer.Typer) -> None:
             paths = run_demo(
                 out,
                 personvit_weights=personvit_weights,
-                lvlms=[] if no_lvlm else list(lvlm),
+                lvlms=[] if no_lvlm else list(lvlm or []),
                 auto_lvlm=not no_lvlm,
                 max_cost_usd=max_cost_usd,
                 progress=_progress,
