@@ -321,6 +321,16 @@ def test_write_errors_leave_nothing_behind(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
+def test_unwritable_folder_is_user_error(tmp_path, monkeypatch):
+    import reidbench.pairs as pairs_mod
+
+    ps = curate_pairs(make_dataset(), positives=5, negatives=5)
+    monkeypatch.setattr(pairs_mod.os, "access", lambda *a, **k: False)  # tests run as root
+    with pytest.raises(UserError, match="not writable"):
+        write_pairs(tmp_path / "sub" / "p.parquet", ps)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_read_missing_file_is_user_error(tmp_path):
     with pytest.raises(UserError, match="file not found"):
         read_pairs(tmp_path / "nope.parquet")

@@ -112,22 +112,27 @@ def pairset_hash(table: pa.Table) -> str:
 
 
 def check_pairs_path(path: str | os.PathLike[str]) -> Path:
-    """Fail early (before any work) on a pairs file name that cannot be written."""
+    """Fail early (before any work) on a pairs file name that cannot be written.
+
+    Creates nothing: the folder is made by the write itself, so a request that
+    fails later leaves no trace.
+    """
     path = Path(path)
     if path.suffix not in SUFFIXES:
         raise UserError(f"{path}: pairs files end in .parquet or .csv; change the --out name")
     if path.is_dir():
         raise UserError(f"{path}: is a folder; give --out a file name ending in .parquet or .csv")
     parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
         raise UserError(
-            f"{parent}: cannot create the output folder ({exc.strerror or exc}); "
+            f"{parent}: cannot create the output folder ({probe} is a file); "
             "choose another --out location"
-        ) from exc
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{parent}: output folder is not writable; choose another --out location")
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{probe}: output folder is not writable; choose another --out location")
     return path
 
 
