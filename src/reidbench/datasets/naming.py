@@ -29,7 +29,8 @@ def looks_like_image(name: str) -> bool:
     """Hidden files (macOS `._x.jpg` forks) are never images, as torchreid's glob agrees."""
     if name.startswith("."):
         return False
-    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in IMAGE_SUFFIXES
 
 
 def parse_name(name: str) -> tuple[int, int] | None:
@@ -134,37 +135,40 @@ def list_image_folder(
     records: list[ImageRecord] = []
     junk = 0
     seen = 0
+    prefix = f"{rel_prefix}/" if rel_prefix else ""
+    # Fast path for the common valid name; `check_record` words the error otherwise.
+    max_pid = ranges.max_pid if ranges.max_pid is not None else float("inf")
+    max_camera = ranges.max_camera if ranges.max_camera is not None else 9
+    min_pid = 0 if split == "gallery" else 1
     with os.scandir(folder) as entries:
         for entry in entries:
             name = entry.name
-            relpath = f"{rel_prefix}/{name}" if rel_prefix else name
             if not looks_like_image(name) or not entry.is_file():
-                skipped.add(relpath)
+                skipped.add(prefix + name)
                 continue
             seen += 1
             parsed = parse_name(name)
-            where = os.path.join(folder, name)
             if parsed is None:
                 problems.add(
                     f"file name does not match the pattern PID_cCAM (regex {NAME_PATTERN.pattern})"
-                    f": {where}"
+                    f": {os.path.join(folder, name)}"
                 )
                 continue
             pid, camera = parsed
             if pid == JUNK_PID:
                 junk += 1
-                continue
-            ok = check_record(
-                pid,
-                camera,
-                split=split,
-                ranges=ranges,
-                format_name=format_name,
-                where=where,
-                problems=problems,
-            )
-            if ok:
-                records.append(ImageRecord(relpath, pid, camera - 1))
+            elif min_pid <= pid <= max_pid and 1 <= camera <= max_camera:
+                records.append(ImageRecord(prefix + name, pid, camera - 1))
+            else:
+                check_record(
+                    pid,
+                    camera,
+                    split=split,
+                    ranges=ranges,
+                    format_name=format_name,
+                    where=os.path.join(folder, name),
+                    problems=problems,
+                )
     records.sort(key=lambda r: r.path)
     return FolderListing(records=records, junk=junk, images_seen=seen)
 
