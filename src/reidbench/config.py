@@ -55,6 +55,8 @@ class ReIDSystemConfig(_Strict):
 
 
 class LVLMSystemConfig(_Strict):
+    """One LVLM judge. Unset fields are filled from the preset (see docs/judges.md)."""
+
     name: str
     type: Literal["lvlm"]
     preset: str | None = None  # e.g. "openai:gpt-4o"; fills the fields left unset
@@ -62,26 +64,28 @@ class LVLMSystemConfig(_Strict):
     model: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
-    prompt: str = "similarity-0-100"
+    prompt: str = "similarity-0-100"  # a bundled prompt id, or a path to a prompt .toml file
     image_mode: Literal["pair", "composite"] = "pair"
-    image_size: int = Field(256, ge=32)  # crops are upscaled so their height is this
+    image_size: int = Field(256, ge=32)  # crops shorter than this are upscaled to this height
     image_format: Literal["jpeg", "png", "webp"] = "jpeg"
     jpeg_quality: int = Field(90, ge=1, le=100)
     structured: Literal["auto", "on", "off"] = "auto"
-    temperature: float = 0.0
+    temperature: float | None = Field(0.0, ge=0)  # None: leave it to the provider's default
     max_tokens: int = Field(512, ge=1)
     seed: int | None = 0
     concurrency: int = Field(8, ge=1)
-    rpm: float | None = None  # requests per minute
-    tpm: float | None = None  # tokens per minute
+    rpm: float | None = Field(None, gt=0)  # requests per minute
+    tpm: float | None = Field(None, gt=0)  # tokens per minute
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(6, ge=0)
+    retry_base_s: float = Field(1.0, gt=0)  # first backoff; doubles per retry, full jitter
+    retry_max_s: float = Field(60.0, gt=0)  # longest single backoff (Retry-After may ask more)
     max_calls: int | None = Field(None, ge=0)
     max_cost_usd: float | None = Field(None, ge=0)
     both_orders: bool = False  # also ask (b, a): symmetry analysis
     repeats: int = Field(1, ge=1)  # ask each pair n times: repeat stability
-    price_in_per_mtok: float | None = None  # overrides the preset's price
-    price_out_per_mtok: float | None = None
+    price_in_per_mtok: float | None = Field(None, ge=0)  # overrides the preset's price
+    price_out_per_mtok: float | None = Field(None, ge=0)
     threshold: float = 50.0
     extra: dict[str, Any] = Field(default_factory=dict)  # provider-specific options
 

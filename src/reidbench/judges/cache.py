@@ -1,0 +1,191 @@
+"""The response cache: SQLite in WAL mode, one row per answered request, committed on arrival.
+
+The key hashes everything that determines an answer (provider, model,
+endpoint host, prompt id/version/content, generation parameters, image mode
+and the exact bytes sent, order and repeat index), so a hit is always the same
+question. Only answers (`ok`, `refusal`, `safety_block`) are stored; errors
+never are. Each `put` is its own transaction: with `journal_mode=WAL` and
+`synchronous=NORMAL` a committed row survives the process being killed
+(SIGKILL); only an OS crash or power loss can lose the last commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from reidbench.errors import UserError
+from reidbench.judges.result import CACHEABLE, JudgeResult
+
+SCHEMA_VERSION = "1"
+_CHUNK = 500  # keys per SELECT ... IN (...), under SQLite's variable limit
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    system TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    endpoint_host TEXT NOT NULL,
+    prompt_id TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT NOT NULL,
+    raw TEXT,
+    tokens_in INTEGER,
+    tokens_out INTEGER,
+    cost_usd REAL,
+    images TEXT NOT NULL,
+    request_order TEXT NOT NULL,
+    repeat INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sent_images (derivation TEXT PRIMARY KEY, shas TEXT NOT NULL);
+"""
+
+
+def canonical_hash(obj: Any) -> str:
+    """sha256 of a canonical JSON form (sorted keys, no whitespace)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ResponseCache:
+    """One connection, used from one thread (the runner's event loop)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Autocommit mode: every statement outside an explicit transaction commits at once.
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.executescript(_DDL)
+            row = self._db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            elif row[0] != SCHEMA_VERSION:
+                raise UserError(
+                    f"{self.path}: response cache schema {row[0]} is not {SCHEMA_VERSION}; "
+                    "use another cache path or move this file away"
+                )
+        except sqlite3.DatabaseError as exc:
+            raise UserError(
+                f"{self.path}: not a usable response cache ({exc}); move the file away"
+            ) from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> ResponseCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- answers -------------------------------------------------------------------------
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, JudgeResult]:
+        """Cached results by key (those present), marked `cached` with no attempts this run."""
+        wanted = sorted(set(keys))
+        found: dict[str, JudgeResult] = {}
+        for i in range(0, len(wanted), _CHUNK):
+            chunk = wanted[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT key, result FROM responses WHERE key IN ({marks})", chunk
+            )
+            for key, result in rows:
+                found[key] = _loaded(result)
+        return found
+
+    def get(self, key: str) -> JudgeResult | None:
+        row = self._db.execute("SELECT result FROM responses WHERE key=?", (key,)).fetchone()
+        return _loaded(row[0]) if row else None
+
+    def put(
+        self,
+        key: str,
+        result: JudgeResult,
+        *,
+        system: str,
+        endpoint_host: str,
+        images: Sequence[str],
+        order: str,
+        repeat: int,
+        raw: Any = None,
+        derivations: dict[str, list[str]] | None = None,
+    ) -> None:
+        """Store one answer (and the image derivations it used) in one committed transaction."""
+        if result.status not in CACHEABLE:
+            raise ValueError(f"{result.status} results are never cached")
+        stored = result.to_dict()
+        stored["cached"] = False
+        stored["attempts"] = result.attempts
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if derivations:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO sent_images VALUES (?, ?)",
+                    [(d, json.dumps(s)) for d, s in derivations.items()],
+                )
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    system,
+                    result.provider,
+                    result.model,
+                    endpoint_host,
+                    result.prompt_id,
+                    result.prompt_version,
+                    result.status,
+                    json.dumps(stored, sort_keys=True),
+                    json.dumps(raw, sort_keys=True, default=str) if raw is not None else None,
+                    result.tokens_in,
+                    result.tokens_out,
+                    result.cost_usd,
+                    json.dumps(list(images)),
+                    order,
+                    repeat,
+                ),
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+    # -- image derivations: source bytes + spec -> hashes of the bytes as sent -----------
+
+    def sent_shas(self, derivations: Iterable[str]) -> dict[str, list[str]]:
+        wanted = sorted(set(derivations))
+        found: dict[str, list[str]] = {}
+        for i in range(0, len(wanted), _CHUNK):
+            chunk = wanted[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT derivation, shas FROM sent_images WHERE derivation IN ({marks})", chunk
+            )
+            for d, shas in rows:
+                found[d] = json.loads(shas)
+        return found
+
+
+def _loaded(text: str) -> JudgeResult:
+    data = json.loads(text)
+    data["cached"] = True
+    data["attempts"] = 0  # no call was made for it in this run
+    return JudgeResult.from_dict(data)

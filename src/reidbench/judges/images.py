@@ -1,0 +1,130 @@
+"""Turn two crops into the image bytes a judge is sent: upscale, optional composite, encode.
+
+ReID crops are tiny (Market-1501: 128x64), below what LVLM image encoders
+resolve well, so crops shorter than `size` are upscaled (Lanczos) to that
+height; larger crops are sent at their own size. The bytes produced here are
+exactly the bytes sent, and their hash enters the cache key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import PIL
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+
+from reidbench.errors import UserError
+
+MIMES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+COMPOSITE_GAP = 16  # px of white between the two crops
+LABEL_BAND = 24  # px band above the crops holding the labels "A" and "B"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How crops are prepared; part of the cache key (with the Pillow version)."""
+
+    mode: str = "pair"  # "pair": two images in one message; "composite": one side-by-side image
+    size: int = 256
+    fmt: str = "jpeg"
+    quality: int = 90
+
+    def key(self) -> dict[str, object]:
+        return {
+            "image_mode": self.mode,
+            "image_size": self.size,
+            "image_format": self.fmt,
+            "jpeg_quality": self.quality if self.fmt in ("jpeg", "webp") else None,
+            "pillow": PIL.__version__,
+        }
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    data: bytes
+    mime: str
+    width: int
+    height: int
+    sha256: str = field(default="", compare=False)
+
+    @classmethod
+    def of(cls, data: bytes, mime: str, width: int, height: int) -> EncodedImage:
+        return cls(data, mime, width, height, hashlib.sha256(data).hexdigest())
+
+
+def load_crop(path: Path) -> Image.Image:
+    """Decode a crop as RGB; a missing or broken file is the user's to fix."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("RGB")
+    except FileNotFoundError as exc:
+        raise UserError(f"{path}: image not found; check the dataset root and pairs file") from exc
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"{path}: not a readable image ({exc}); replace or drop it") from exc
+
+
+def upscale(img: Image.Image, height: int) -> Image.Image:
+    """Scale up (never down) so the crop is `height` pixels tall, keeping its aspect ratio."""
+    if img.height >= height:
+        return img
+    width = max(1, round(img.width * height / img.height))
+    return img.resize((width, height), Image.Resampling.LANCZOS)
+
+
+def encode(img: Image.Image, fmt: str, quality: int) -> EncodedImage:
+    buf = io.BytesIO()
+    if fmt == "jpeg":
+        img.save(buf, format="JPEG", quality=quality)
+    elif fmt == "png":
+        img.save(buf, format="PNG", optimize=False)
+    elif fmt == "webp":
+        img.save(buf, format="WEBP", quality=quality, method=4)
+    else:
+        raise UserError(f"unknown image_format {fmt!r}; use jpeg, png or webp")
+    return EncodedImage.of(buf.getvalue(), MIMES[fmt], img.width, img.height)
+
+
+@lru_cache(maxsize=4)
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+def composite(a: Image.Image, b: Image.Image) -> Image.Image:
+    """A left, B right, same height, a white gap between, labels "A"/"B" in a band on top."""
+    height = max(a.height, b.height)
+    a = (
+        a
+        if a.height == height
+        else a.resize(
+            (max(1, round(a.width * height / a.height)), height), Image.Resampling.LANCZOS
+        )
+    )
+    b = (
+        b
+        if b.height == height
+        else b.resize(
+            (max(1, round(b.width * height / b.height)), height), Image.Resampling.LANCZOS
+        )
+    )
+    canvas = Image.new("RGB", (a.width + COMPOSITE_GAP + b.width, height + LABEL_BAND), "white")
+    canvas.paste(a, (0, LABEL_BAND))
+    canvas.paste(b, (a.width + COMPOSITE_GAP, LABEL_BAND))
+    draw = ImageDraw.Draw(canvas)
+    font = _font(LABEL_BAND - 6)
+    for label, x0, w in (("A", 0, a.width), ("B", a.width + COMPOSITE_GAP, b.width)):
+        draw.text((x0 + w / 2, LABEL_BAND / 2), label, fill="black", font=font, anchor="mm")
+    return canvas
+
+
+def prepare(path_a: Path, path_b: Path, spec: ImageSpec) -> list[EncodedImage]:
+    """The images sent for (a, b) in that order: two images, or one composite."""
+    a = upscale(load_crop(path_a), spec.size)
+    b = upscale(load_crop(path_b), spec.size)
+    if spec.mode == "composite":
+        return [encode(composite(a, b), spec.fmt, spec.quality)]
+    return [encode(a, spec.fmt, spec.quality), encode(b, spec.fmt, spec.quality)]

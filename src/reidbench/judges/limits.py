@@ -1,0 +1,124 @@
+"""Rate limits (requests and tokens per minute) and budget caps (calls, USD) for one run.
+
+Hand-written because they are small and must cooperate with the runner's
+asyncio loop: token buckets that wait FIFO, a shared pause when a provider
+answers 429 with Retry-After, and a budget that reserves the worst-case cost
+of a call before it starts, so concurrent calls cannot overshoot the cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+
+class TokenBucket:
+    """`rate` units per second, bursts up to `capacity`; waiters are served in arrival order."""
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        if rate <= 0 or capacity <= 0:
+            raise ValueError("rate and capacity must be positive")
+        self.rate = rate
+        self.capacity = capacity
+        self._level = capacity
+        self._t = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self._level = min(self.capacity, self._level + (now - self._t) * self.rate)
+        self._t = now
+
+    async def acquire(self, n: float = 1.0) -> None:
+        """Take `n` units; a request larger than the bucket waits for a full bucket."""
+        async with self._lock:
+            need = min(n, self.capacity)
+            self._refill()
+            while self._level < need:
+                await asyncio.sleep((need - self._level) / self.rate)
+                self._refill()
+            self._level -= n
+
+    def adjust(self, n: float) -> None:
+        """Give back (n > 0) or take more (n < 0) once the true usage is known."""
+        self._refill()
+        self._level = min(self.capacity, self._level + n)
+
+
+class RateLimiter:
+    """Requests-per-minute and tokens-per-minute buckets plus a shared Retry-After pause."""
+
+    def __init__(self, rpm: float | None, tpm: float | None) -> None:
+        # One second of burst for requests (smooth pacing); a full minute for tokens,
+        # because one request can be large compared with the per-second token rate.
+        self.requests = TokenBucket(rpm / 60.0, max(1.0, rpm / 60.0)) if rpm else None
+        self.tokens = TokenBucket(tpm / 60.0, tpm) if tpm else None
+        self._paused_until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """Hold every new call for `seconds` (a 429 applies to the whole key, not one request)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    async def acquire(self, tokens: float) -> None:
+        while (wait := self._paused_until - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+        if self.requests:
+            await self.requests.acquire(1.0)
+        if self.tokens:
+            await self.tokens.acquire(tokens)
+
+    def settle(self, reserved_tokens: float, used_tokens: float | None) -> None:
+        if self.tokens and used_tokens is not None:
+            self.tokens.adjust(reserved_tokens - used_tokens)
+
+
+class Budget:
+    """`max_calls` (requests sent, retries included) and `max_cost_usd` for one run.
+
+    `start` reserves a call's worst-case cost; `finish` replaces the reservation
+    with the real cost. When a call would not fit, `start` waits for calls in
+    flight to settle, then decides; once the cap is reached it stays reached.
+    """
+
+    def __init__(self, max_calls: int | None, max_cost_usd: float | None) -> None:
+        self.max_calls = max_calls
+        self.max_cost = max_cost_usd
+        self.calls = 0
+        self.spent = 0.0
+        self.reserved = 0.0
+        self.exhausted = False
+        self._changed = asyncio.Condition()
+
+    async def start(self, worst_cost: float) -> bool:
+        """True: the call may go ahead (counted and reserved). False: a cap is reached."""
+        async with self._changed:
+            while True:
+                if self.exhausted:
+                    return False
+                if self.max_calls is not None and self.calls >= self.max_calls:
+                    self.exhausted = True
+                    return False
+                if (
+                    self.max_cost is None
+                    or self.spent + self.reserved + worst_cost <= self.max_cost
+                ):
+                    self.calls += 1
+                    self.reserved += worst_cost
+                    return True
+                if self.reserved <= 0 or self.spent + worst_cost > self.max_cost:
+                    self.exhausted = True
+                    return False
+                await self._changed.wait()  # calls in flight may cost less than reserved
+
+    async def finish(self, worst_cost: float, cost: float | None) -> None:
+        async with self._changed:
+            self.reserved = max(0.0, self.reserved - worst_cost)
+            # Unknown cost of a call that did complete: count the reservation, to stay safe.
+            self.spent += worst_cost if cost is None else cost
+            self._changed.notify_all()
+
+    async def cancel(self, worst_cost: float) -> None:
+        """A call that failed before being billed (error status, timeout): release it."""
+        async with self._changed:
+            self.reserved = max(0.0, self.reserved - worst_cost)
+            self._changed.notify_all()

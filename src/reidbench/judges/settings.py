@@ -1,0 +1,208 @@
+"""Resolve an `LVLMSystemConfig` into complete settings: preset filled in, prompt loaded.
+
+The runner, the cache key and the run manifest all read this one resolved
+view, so they cannot disagree about which model, endpoint or prompt a run used.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from reidbench.config import LVLMSystemConfig
+from reidbench.errors import UserError
+from reidbench.judges.images import ImageSpec
+from reidbench.judges.presets import FAMILIES, NO_KEY, Price, price_for, split_preset
+from reidbench.judges.prompts import Prompt, load_prompt
+
+SCALE = 100.0  # LVLM prompts answer on 0-100
+
+# Structured-output mechanisms each client can use (extra.structured_mode picks one).
+STRUCTURED_MODES = {
+    "openai": ("json_schema", "json_object"),
+    "anthropic": ("tool", "output_config"),
+    "gemini": ("response_schema", "response_json_schema"),
+    "hf": (),
+}
+
+
+@dataclass(frozen=True)
+class ResolvedSystem:
+    config: LVLMSystemConfig
+    family: str
+    client: str
+    model: str
+    base_url: str | None
+    endpoint_host: str
+    api_key_env: str | None
+    prompt: Prompt
+    structured: str  # "off" or one of STRUCTURED_MODES[client]
+    price: Price | None
+    price_source: str  # preset | override | unknown
+    image_spec: ImageSpec
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def params(self) -> dict[str, Any]:
+        """Generation parameters: everything besides prompt and images that shapes the answer."""
+        c = self.config
+        return {
+            "temperature": c.temperature,
+            "max_tokens": c.max_tokens,
+            "seed": c.seed,
+            "structured": self.structured,
+            "extra": dict(sorted(c.extra.items())),
+        }
+
+    def api_key(self, environ: Mapping[str, str] = os.environ) -> str:
+        """The key from the environment variable the system names; never stored anywhere."""
+        if self.api_key_env is None:
+            return NO_KEY
+        key = environ.get(self.api_key_env, "")
+        if not key.strip():
+            raise UserError(
+                f"system {self.name!r}: environment variable {self.api_key_env} is not set; "
+                f"export your {self.family} API key in {self.api_key_env}"
+            )
+        return key.strip()
+
+    def cost(self, tokens_in: int | None, tokens_out: int | None) -> float | None:
+        if self.price is None or tokens_in is None or tokens_out is None:
+            return None
+        return (tokens_in * self.price.in_per_mtok + tokens_out * self.price.out_per_mtok) / 1e6
+
+
+def _host(url: str | None) -> str:
+    if not url:
+        return "local"
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise UserError(
+            f"base_url {url!r} has no host; give a URL such as http://localhost:8000/v1"
+        )
+    # Host and port only: never a path, query or user:password that could hold a secret.
+    return parts.hostname + (f":{parts.port}" if parts.port else "")
+
+
+def _structured(system: LVLMSystemConfig, family: str, client: str) -> str:
+    fam = FAMILIES[family]
+    if system.structured == "off":
+        return "off"
+    chosen = system.extra.get("structured_mode")
+    if chosen is not None:
+        if chosen not in STRUCTURED_MODES[client]:
+            raise UserError(
+                f"system {system.name!r}: extra.structured_mode {chosen!r} is not available for "
+                f"the {client} client; choose one of {list(STRUCTURED_MODES[client]) or ['(none)']}"
+            )
+        return str(chosen)
+    if system.structured == "on" and fam.structured_on == "off":
+        raise UserError(
+            f"system {system.name!r}: the {family} provider has no structured output; "
+            'set structured = "auto" or "off"'
+        )
+    return fam.structured_on if system.structured == "on" else fam.structured_auto
+
+
+def _price(system: LVLMSystemConfig, family: str, model: str) -> tuple[Price | None, str]:
+    preset = price_for(family, model)
+    p_in, p_out = system.price_in_per_mtok, system.price_out_per_mtok
+    if p_in is None and p_out is None:
+        return preset, "preset" if preset else "unknown"
+    p_in = p_in if p_in is not None else (preset.in_per_mtok if preset else None)
+    p_out = p_out if p_out is not None else (preset.out_per_mtok if preset else None)
+    if p_in is None or p_out is None:
+        raise UserError(
+            f"system {system.name!r}: no preset price for {family}:{model}; "
+            "set both price_in_per_mtok and price_out_per_mtok"
+        )
+    return Price(p_in, p_out, "config", "price_in_per_mtok / price_out_per_mtok"), "override"
+
+
+def resolve_system(system: LVLMSystemConfig) -> ResolvedSystem:
+    """Fill unset fields from the preset and check that the result can run."""
+    pre_family, pre_model = split_preset(system.preset) if system.preset else ("", "")
+    family = system.provider or pre_family
+    model = system.model or pre_model
+    if not family:
+        raise UserError(
+            f'system {system.name!r}: set preset (e.g. "openai:gpt-4o") or provider; '
+            f"providers: {sorted(FAMILIES)}"
+        )
+    if family not in FAMILIES:
+        raise UserError(
+            f"system {system.name!r}: unknown provider {family!r}; choose one of {sorted(FAMILIES)}"
+        )
+    if not model:
+        raise UserError(f'system {system.name!r}: no model; set model or preset = "{family}:MODEL"')
+    fam = FAMILIES[family]
+    base_url = system.base_url or fam.base_url
+    price, price_source = _price(system, family, model)
+    if system.max_cost_usd is not None and price is None:
+        raise UserError(
+            f"system {system.name!r}: max_cost_usd needs prices, and {family}:{model} has no "
+            "preset price; set price_in_per_mtok and price_out_per_mtok"
+        )
+    return ResolvedSystem(
+        config=system,
+        family=family,
+        client=fam.client,
+        model=model,
+        base_url=base_url,
+        endpoint_host=_host(base_url) if fam.client != "hf" else "local",
+        api_key_env=system.api_key_env or fam.api_key_env,
+        prompt=load_prompt(system.prompt),
+        structured=_structured(system, family, fam.client),
+        price=price,
+        price_source=price_source,
+        image_spec=ImageSpec(
+            mode=system.image_mode,
+            size=system.image_size,
+            fmt=system.image_format,
+            quality=system.jpeg_quality,
+        ),
+    )
+
+
+def system_manifest(system: LVLMSystemConfig | ResolvedSystem) -> dict[str, Any]:
+    """What a run records about a judge. Names the key variable, never its value."""
+    r = system if isinstance(system, ResolvedSystem) else resolve_system(system)
+    c = r.config
+    return {
+        "name": c.name,
+        "type": "lvlm",
+        "provider": r.family,
+        "client": r.client,
+        "model": r.model,
+        "endpoint_host": r.endpoint_host,
+        "api_key_env": r.api_key_env,
+        "prompt_id": r.prompt.id,
+        "prompt_version": r.prompt.version,
+        "prompt_sha256": r.prompt.sha256,
+        "params": {
+            **r.params(),
+            **r.image_spec.key(),
+            "concurrency": c.concurrency,
+            "rpm": c.rpm,
+            "tpm": c.tpm,
+            "timeout_s": c.timeout_s,
+            "max_retries": c.max_retries,
+            "max_calls": c.max_calls,
+            "max_cost_usd": c.max_cost_usd,
+        },
+        "prices": {
+            "in_per_mtok": r.price.in_per_mtok if r.price else None,
+            "out_per_mtok": r.price.out_per_mtok if r.price else None,
+            "as_of": r.price.as_of if r.price else None,
+            "source": r.price_source,
+        },
+        "scale": SCALE,
+        "threshold": c.threshold,
+        "both_orders": c.both_orders,
+        "repeats": c.repeats,
+    }

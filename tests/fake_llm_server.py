@@ -1,0 +1,518 @@
+"""A loopback HTTP server speaking the OpenAI, Anthropic and Gemini wire formats. TEST FIXTURE ONLY.
+
+The real SDK clients (openai, anthropic, google-genai) talk to it over
+127.0.0.1, so the whole client path (request building, auth headers, error
+classes, response parsing) runs for real. Answers are scripted; faults are
+injected per request: 429 with Retry-After, 500, 400, a timeout, a truncated
+JSON body, an HTML body, refusals, safety blocks and HTML in model text.
+
+Never imported by `src/`: it imitates providers only for tests and benchmarks.
+Run `python tests/fake_llm_server.py --latency 0.2 --rate-limit 160` to start
+one in its own process (it prints its port, then serves until stdin closes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import hashlib
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+REFUSAL_TEXT = "I'm sorry, but I can't help with identifying people in images."
+HTML_TEXT = (
+    '<script>alert("pwned")</script><b>Score</b>: '
+    '{{"reasons": "<img src=x onerror=alert(1)> same jacket", "score": {score}}}'
+)
+FAULTS = (
+    "ok",
+    "429",
+    "500",
+    "400",
+    "401-echo",
+    "timeout",
+    "truncated",
+    "html-body",
+    "refusal",
+    "refusal-text",
+    "safety",
+    "safety-finish",
+    "html-text",
+    "prose",
+    "garbage",
+)  # plus "text:<literal model text>"
+
+
+@dataclass
+class Record:
+    api: str
+    model: str
+    images: tuple[str, ...]  # sha256 of each image's bytes, as received
+    fault: str
+    status: int
+    score: int | None
+    structured: bool
+    body: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+def default_score(images: list[bytes]) -> int:
+    """A deterministic 'answer' from the image bytes, so tests can predict it."""
+    h = hashlib.sha256(b"".join(images)).hexdigest()
+    return int(h[:8], 16) % 101
+
+
+class FakeLLMServer:
+    """Start with `with FakeLLMServer() as srv:`; point SDKs at `srv.openai_base` etc."""
+
+    def __init__(
+        self,
+        *,
+        latency_s: float = 0.0,
+        rate_limit_per_s: float | None = None,
+        require_key: str | None = None,
+        tokens_in: int = 1000,
+        tokens_out: int = 20,
+        retry_after: str = "0.05",
+        timeout_sleep_s: float = 1.5,
+    ) -> None:
+        self.latency_s = latency_s
+        self.rate_limit_per_s = rate_limit_per_s
+        self.require_key = require_key
+        self.tokens_in = tokens_in
+        self.tokens_out = tokens_out
+        self.retry_after = retry_after
+        self.timeout_sleep_s = timeout_sleep_s
+        self.faults: collections.deque[str] = collections.deque()  # next requests, in order
+        self.faults_by_image: dict[str, collections.deque[str]] = {}  # first image's sha -> faults
+        self.score_fn = default_score
+        self.records: list[Record] = []
+        self.rate_limited = 0
+        self._lock = threading.Lock()
+        self._window: collections.deque[float] = collections.deque()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> FakeLLMServer:
+        server = self
+
+        class Handler(_Handler):
+            fake = server
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> FakeLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._httpd is not None
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_base(self) -> str:
+        return self.url + "/v1"
+
+    # Anthropic and Gemini SDKs add their own path prefixes (/v1/messages, /v1beta/models/...).
+    anthropic_base = url
+    gemini_base = url
+
+    # -- scripting ---------------------------------------------------------------------
+
+    def next_fault(self, images: tuple[str, ...]) -> str:
+        with self._lock:
+            queue = self.faults_by_image.get(images[0]) if images else None
+            if queue:
+                return queue.popleft()
+            if self.faults:
+                return self.faults.popleft()
+        return "ok"
+
+    def over_rate(self) -> bool:
+        if not self.rate_limit_per_s:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            while self._window and now - self._window[0] > 1.0:
+                self._window.popleft()
+            if len(self._window) >= self.rate_limit_per_s:
+                self.rate_limited += 1
+                return True
+            self._window.append(now)
+        return False
+
+    def record(self, rec: Record) -> None:
+        with self._lock:
+            self.records.append(rec)
+
+    def calls_by_images(self) -> collections.Counter[tuple[str, ...]]:
+        with self._lock:
+            return collections.Counter(r.images for r in self.records)
+
+
+def _answer(score: int) -> dict[str, Any]:
+    """A superset answer: every bundled prompt finds its keys in it."""
+    same = score >= 50
+    return {
+        "attributes": {
+            k: "match" if same else "mismatch"
+            for k in ("upper_clothing", "lower_clothing", "shoes", "bag", "hair", "build")
+        },
+        "reasons": "similar clothing colours" if same else "different clothing",
+        "score": score,
+        "decision": "same" if same else "different",
+        "confidence": max(score, 100 - score),
+    }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    fake: FakeLLMServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        ctype: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(obj).encode(), headers=headers)
+
+    def do_POST(self) -> None:
+        try:
+            self._post()
+        except Exception as exc:  # a fixture bug must show up as a clear 500, not a hang
+            self._json(500, {"error": {"message": f"fake server bug: {exc!r}"}})
+
+    def _post(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        path = self.path.split("?")[0]
+        if path.endswith("/chat/completions"):
+            api, key = "openai", self.headers.get("Authorization", "").removeprefix("Bearer ")
+            images, model = _openai_images(body), body.get("model", "")
+            structured = "response_format" in body
+        elif path.endswith("/v1/messages"):
+            # Anthropic SDKs send x-api-key (older) or an Authorization bearer (this one).
+            key = self.headers.get("x-api-key") or self.headers.get("Authorization", "")
+            api, key = "anthropic", key.removeprefix("Bearer ")
+            images, model = _anthropic_images(body), body.get("model", "")
+            structured = "tools" in body or "output_config" in body
+        elif ":generateContent" in path:
+            api, key = "gemini", self.headers.get("x-goog-api-key", "")
+            images = _gemini_images(body)
+            model = path.split("/models/")[-1].split(":")[0]
+            structured = "responseSchema" in body.get("generationConfig", {}) or (
+                "responseJsonSchema" in body.get("generationConfig", {})
+            )
+        else:
+            self._json(404, {"error": {"message": f"no route {path}"}})
+            return
+        fake = self.fake
+        shas = tuple(hashlib.sha256(b).hexdigest() for b in images)
+        if fake.require_key is not None and key != fake.require_key:
+            fake.record(Record(api, model, shas, "bad-key", 401, None, structured, body))
+            self._json(401, {"error": {"message": "invalid api key", "type": "auth"}})
+            return
+        if fake.over_rate():
+            fake.record(Record(api, model, shas, "rate", 429, None, structured, body))
+            self._json(
+                429,
+                {"error": {"message": "rate limited", "type": "rate_limit"}},
+                {"Retry-After": "1"},
+            )
+            return
+        fault = fake.next_fault(shas)
+        score = fake.score_fn(images)
+        if fake.latency_s:
+            time.sleep(fake.latency_s)
+        status = self._respond(api, model, fault, score, key, structured, body)
+        fake.record(Record(api, model, shas, fault, status, score, structured, body))
+
+    # -- responses ---------------------------------------------------------------------
+
+    def _respond(
+        self,
+        api: str,
+        model: str,
+        fault: str,
+        score: int,
+        key: str,
+        structured: bool,
+        body: dict[str, Any],
+    ) -> int:
+        fake = self.fake
+        if fault == "429":
+            self._json(
+                429, _error(api, 429, "rate limit reached"), {"Retry-After": fake.retry_after}
+            )
+            return 429
+        if fault == "500":
+            self._json(500, _error(api, 500, "internal error"))
+            return 500
+        if fault == "400":
+            self._json(400, _error(api, 400, "invalid request: unsupported parameter"))
+            return 400
+        if fault == "401-echo":
+            self._json(401, _error(api, 401, f"Incorrect API key provided: {key}"))
+            return 401
+        if fault == "timeout":
+            time.sleep(fake.timeout_sleep_s)
+            fault = "ok"
+        if fault == "html-body":
+            self._send(200, b"<html><body>502 Bad Gateway</body></html>", "text/html")
+            return 200
+        if fault == "safety" and api == "openai":
+            # DashScope's content inspection rejection, as its OpenAI-compatible mode sends it.
+            self._json(
+                400,
+                {
+                    "error": {
+                        "code": "data_inspection_failed",
+                        "type": "data_inspection_failed",
+                        "message": "Input data may contain inappropriate content.",
+                    }
+                },
+            )
+            return 400
+        text = json.dumps(_answer(score))
+        if fault == "refusal-text":
+            text = REFUSAL_TEXT
+        elif fault == "html-text":
+            text = HTML_TEXT.format(score=score)
+        elif fault == "prose":
+            text = f"Both wear similar clothes. My similarity score is {score}/100."
+        elif fault == "garbage":
+            text = "banana banana banana"
+        elif fault.startswith("text:"):
+            text = fault[len("text:") :]
+        builder = {"openai": _openai_body, "anthropic": _anthropic_body, "gemini": _gemini_body}[
+            api
+        ]
+        payload = builder(model, text, fault, score, structured, body, fake)
+        raw = json.dumps(payload).encode()
+        if fault == "truncated":
+            raw = raw[: len(raw) // 2]
+        self._send(200, raw)
+        return 200
+
+
+def _error(api: str, status: int, message: str) -> dict[str, Any]:
+    if api == "anthropic":
+        kind = {429: "rate_limit_error", 500: "api_error", 401: "authentication_error"}
+        return {
+            "type": "error",
+            "error": {"type": kind.get(status, "invalid_request_error"), "message": message},
+        }
+    if api == "gemini":
+        names = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 401: "UNAUTHENTICATED"}
+        return {
+            "error": {
+                "code": status,
+                "message": message,
+                "status": names.get(status, "INVALID_ARGUMENT"),
+            }
+        }
+    return {"error": {"message": message, "type": "error", "code": str(status)}}
+
+
+def _b64(data: str) -> bytes:
+    # google-genai sends URL-safe base64; the others the standard alphabet.
+    data = data.replace("-", "+").replace("_", "/")
+    return base64.b64decode(data + "=" * (-len(data) % 4))
+
+
+def _openai_images(body: dict[str, Any]) -> list[bytes]:
+    out = []
+    for msg in body.get("messages", []):
+        content = msg.get("content")
+        if isinstance(content, list):
+            for part in content:
+                if part.get("type") == "image_url":
+                    out.append(_b64(part["image_url"]["url"].split(",", 1)[1]))
+    return out
+
+
+def _anthropic_images(body: dict[str, Any]) -> list[bytes]:
+    out = []
+    for msg in body.get("messages", []):
+        for part in msg.get("content", []):
+            if isinstance(part, dict) and part.get("type") == "image":
+                out.append(_b64(part["source"]["data"]))
+    return out
+
+
+def _gemini_images(body: dict[str, Any]) -> list[bytes]:
+    out = []
+    for content in body.get("contents", []):
+        for part in content.get("parts", []):
+            inline = part.get("inlineData") or part.get("inline_data")
+            if inline:
+                out.append(_b64(inline["data"]))
+    return out
+
+
+def _openai_body(
+    model: str,
+    text: str,
+    fault: str,
+    score: int,
+    structured: bool,
+    body: dict[str, Any],
+    fake: FakeLLMServer,
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    finish = "stop"
+    if fault == "refusal":
+        message = {"role": "assistant", "content": None, "refusal": REFUSAL_TEXT}
+    elif fault == "safety-finish":
+        message = {"role": "assistant", "content": ""}
+        finish = "content_filter"
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+        "usage": {
+            "prompt_tokens": fake.tokens_in,
+            "completion_tokens": fake.tokens_out,
+            "total_tokens": fake.tokens_in + fake.tokens_out,
+        },
+    }
+
+
+def _anthropic_body(
+    model: str,
+    text: str,
+    fault: str,
+    score: int,
+    structured: bool,
+    body: dict[str, Any],
+    fake: FakeLLMServer,
+) -> dict[str, Any]:
+    stop = "end_turn"
+    tools = body.get("tools") or []
+    if fault in ("refusal", "safety", "safety-finish"):
+        content: list[dict[str, Any]] = [{"type": "text", "text": REFUSAL_TEXT}]
+        stop = "refusal"
+    elif tools and fault == "ok":
+        content = [
+            {
+                "type": "tool_use",
+                "id": "toolu_fake",
+                "name": tools[0]["name"],
+                "input": json.loads(text),
+            }
+        ]
+        stop = "tool_use"
+    else:
+        content = [{"type": "text", "text": text}]
+    return {
+        "id": "msg_fake",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {"input_tokens": fake.tokens_in, "output_tokens": fake.tokens_out},
+    }
+
+
+def _gemini_body(
+    model: str,
+    text: str,
+    fault: str,
+    score: int,
+    structured: bool,
+    body: dict[str, Any],
+    fake: FakeLLMServer,
+) -> dict[str, Any]:
+    usage = {
+        "promptTokenCount": fake.tokens_in,
+        "candidatesTokenCount": fake.tokens_out,
+        "totalTokenCount": fake.tokens_in + fake.tokens_out,
+    }
+    if fault == "safety":
+        return {
+            "promptFeedback": {"blockReason": "SAFETY"},
+            "usageMetadata": {
+                "promptTokenCount": fake.tokens_in,
+                "totalTokenCount": fake.tokens_in,
+            },
+        }
+    if fault == "refusal":
+        text = REFUSAL_TEXT
+    finish = "SAFETY" if fault == "safety-finish" else "STOP"
+    parts = [] if fault == "safety-finish" else [{"text": text}]
+    return {
+        "candidates": [
+            {"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}
+        ],
+        "usageMetadata": usage,
+        "modelVersion": model,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--rate-limit", type=float, default=None)
+    args = ap.parse_args(argv)
+    srv = FakeLLMServer(latency_s=args.latency, rate_limit_per_s=args.rate_limit).start()
+    print(srv.port, flush=True)
+    try:
+        for line in sys.stdin:  # serve until the parent closes stdin; "stats" prints counters
+            if line.strip() == "stats":
+                print(
+                    json.dumps({"requests": len(srv.records), "rate_limited": srv.rate_limited}),
+                    flush=True,
+                )
+    finally:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    main()
