@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,17 +28,31 @@ JSON_KEYS = (
 
 
 @pytest.fixture(scope="module")
-def market_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def big_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """RAM-backed when /dev/shm exists: 72k file creations on a busy disk take half a minute."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        folder = Path(tempfile.mkdtemp(prefix="reidbench-test-trees-", dir=shm))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    else:
+        yield tmp_path_factory.mktemp("trees")
+
+
+@pytest.fixture(scope="module")
+def market_root(big_tmp: Path) -> Path:
     """As unzipped: an outer folder holding Market-1501-v15.09.15/ (zero-byte files)."""
-    top = tmp_path_factory.mktemp("market")
+    top = big_tmp / "market"
     make_market_official(top / "Market-1501-v15.09.15")
     (top / "Market-1501-v15.09.15" / "bounding_box_test" / "Thumbs.db").write_bytes(b"\0")
     return top
 
 
 @pytest.fixture(scope="module")
-def duke_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    top = tmp_path_factory.mktemp("duke")
+def duke_root(big_tmp: Path) -> Path:
+    top = big_tmp / "duke"
     make_duke_official(top / "DukeMTMC-reID")
     return top
 
