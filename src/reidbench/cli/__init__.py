@@ -28,9 +28,26 @@ for _module in (datasets, synth, pairs, retrieval, experiment, fusion):
     _module.register(app)
 
 
+def _fail(message: str, code: int) -> None:
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
+    # Non-standalone mode hands us usage errors as exceptions, so a missing option is one
+    # line like any other user error (click's standalone mode prints a multi-line box).
+    command = typer.main.get_command(app)
     try:
-        app(args=argv, prog_name="reidbench")
+        code = command.main(args=argv, prog_name="reidbench", standalone_mode=False)
     except UserError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc), 2)
+    except typer.Abort:
+        _fail("aborted", 130)
+    except typer.TyperException as exc:  # typer's vendored click: usage and parameter errors
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # `reidbench dataset` alone: show that group's help
+            sys.exit(2)
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "reidbench"
+        _fail(f"{exc.format_message()} (see `{where} --help`)", getattr(exc, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
