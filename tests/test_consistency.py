@@ -186,10 +186,10 @@ def test_costs_match_hand_computed_sums():
     }
     assert got["answers"]["usd"] == pytest.approx(0.055)
     assert got["answers"]["tokens_in"] == 410
-    # latency over ok, uncached rows only: 1, 3, 2
-    assert got["latency_n"] == 3
-    assert got["latency_p50_s"] == pytest.approx(2.0)
-    assert got["latency_p95_s"] == pytest.approx(np.percentile([1.0, 3.0, 2.0], 95))
+    # latency over ok rows (cached ones keep the original latency): 1, 0.001, 3, 2
+    assert got["latency_n"] == 4
+    assert got["latency_p50_s"] == pytest.approx(1.5)
+    assert got["latency_p95_s"] == pytest.approx(np.percentile([1.0, 0.001, 3.0, 2.0], 95))
     assert got["usd_per_1000_pairs"] == pytest.approx(0.055 / 3 * 1000)
     json.dumps(got, allow_nan=False)
     none = cost_summary(

@@ -1,14 +1,15 @@
 """Uncertainty: seeded bootstrap confidence intervals, McNemar, paired bootstrap of AUC.
 
-The bootstrap resamples pairs with replacement. A resample is a row of index
-draws; we turn it into a count (weight) per original pair, so every metric of
-every resample comes out of a few cumulative sums over the pairs sorted once by
-score, instead of B calls to scikit-learn. The weighted formulas are the exact
-ones scikit-learn uses (ROC trapezoid for AUC, step-wise average precision,
-the same EER/TAR rules as `verification`), and the tests check them against
-scikit-learn on every resample. scikit-learn has no resampling API, and scipy's
-`bootstrap` calls the statistic once per resample (far too slow for 1,000 x 5
-systems), hence this module.
+The bootstrap resamples pairs with replacement. Scores are put once into tie
+groups (distinct values, highest first); a resample then reduces to how many
+same- and different-person pairs it drew from each group (one `bincount` over
+its draws), and every ranking metric of every resample comes out of cumulative
+sums over those group counts, instead of B calls to scikit-learn. The formulas
+are the exact ones scikit-learn uses (ROC trapezoid for AUC, step-wise average
+precision) and the same EER/TAR rules as `verification`; the tests check them
+against scikit-learn on every resample. scikit-learn has no resampling API, and
+scipy's `bootstrap` calls the statistic once per resample (far too slow for
+1,000 resamples x 5 systems), hence this module.
 
 Intervals are percentile intervals (2.5th and 97.5th percentile for 95%) over
 the resamples where the metric is defined; each interval records how many
@@ -39,6 +40,7 @@ __all__ = [
     "resample_weights",
 ]
 
+_RANKING_KEYS = ("auc", "pr_auc", "eer", TAR_KEY)
 _CHUNK_ELEMENTS = 1 << 21  # index draws per chunk: bounds memory at ~50 MB whatever n and B
 
 
@@ -71,38 +73,29 @@ def resample_weights(idx: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
 
 
-def ranking_from_weights(
-    y: np.ndarray,
-    s: np.ndarray,
-    w: np.ndarray,
-    far: float = FAR,
-    *,
-    only_auc: bool = False,
-) -> dict[str, np.ndarray]:
-    """AUC, average precision, EER and TAR@FAR per weight row; NaN where a class is absent.
-
-    The cumulative sums run in float32 when the counts fit (exact integers below
-    2**24), which halves the memory traffic that dominates the cost.
-    """
-    y = np.asarray(y).astype(np.float64)
-    s = np.asarray(s, dtype=np.float64)
-    b = w.shape[0]
-    names = ("auc",) if only_auc else ("auc", "pr_auc", "eer", TAR_KEY)
-    if y.size == 0:
-        return {k: np.full(b, np.nan) for k in names}
+def _score_groups(s: np.ndarray) -> tuple[np.ndarray, int]:
+    """Tie-group id of each score, 0 for the highest distinct value; and the number of groups."""
+    if s.size == 0:
+        return np.zeros(0, dtype=np.int64), 0
     order = np.argsort(-s, kind="stable")
     s_o = s[order]
-    ends = np.flatnonzero(np.r_[s_o[1:] != s_o[:-1], True])  # last row of each tie group
-    dt = np.float32 if y.size < (1 << 24) else np.float64
-    wo = w[:, order].astype(dt, copy=False)
-    tp = np.cumsum(wo * y[order].astype(dt), axis=1)[:, ends].astype(np.float64)
-    fp = np.cumsum(wo, axis=1)[:, ends].astype(np.float64)
-    fp -= tp
-    pos, neg = tp[:, -1:], fp[:, -1:]
-    valid = (pos[:, 0] > 0) & (neg[:, 0] > 0)
+    gid = np.empty(s.size, dtype=np.int64)
+    gid[order] = np.cumsum(np.r_[True, s_o[1:] != s_o[:-1]]) - 1
+    return gid, int(gid.max()) + 1
+
+
+def _ranking_from_counts(
+    pos: np.ndarray, neg: np.ndarray, far: float, only_auc: bool
+) -> dict[str, np.ndarray]:
+    """Ranking metrics per row from (B, G) same/different counts per tie group, highest first."""
+    b = pos.shape[0]
+    tp = np.cumsum(pos, axis=1, dtype=np.float64)
+    fp = np.cumsum(neg, axis=1, dtype=np.float64)
+    n_pos, n_neg = tp[:, -1:], fp[:, -1:]
+    valid = (n_pos[:, 0] > 0) & (n_neg[:, 0] > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        tpr = tp / pos
-        fpr = fp / neg
+        tpr = tp / n_pos
+        fpr = fp / n_neg
         tpr_prev = np.zeros_like(tpr)
         tpr_prev[:, 1:] = tpr[:, :-1]
         fpr_prev = np.zeros_like(fpr)
@@ -126,13 +119,46 @@ def ranking_from_weights(
     return out
 
 
-def _threshold_from_weights(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> dict:
-    y = np.asarray(y, dtype=bool)
-    p = np.asarray(pred, dtype=bool)
-    tp = w @ (y & p).astype(np.float64)
-    fp = w @ (~y & p).astype(np.float64)
-    fn = w @ (y & ~p).astype(np.float64)
-    tn = w @ (~y & ~p).astype(np.float64)
+def _group_counts(
+    idx: np.ndarray, gid: np.ndarray, y: np.ndarray, n_groups: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(chunk, G) counts of drawn same / different pairs per tie group; gid -1 = unscored."""
+    c = idx.shape[0]
+    width = 2 * (n_groups + 1)  # +1: a dump column for unscored pairs
+    g = np.where(gid < 0, n_groups, gid)
+    cell = 2 * g + y  # group and label in one code
+    flat = (cell[idx] + (np.arange(c, dtype=np.int64) * width)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=c * width).reshape(c, n_groups + 1, 2)
+    return counts[:, :n_groups, 1], counts[:, :n_groups, 0]
+
+
+def ranking_from_weights(
+    y: np.ndarray,
+    s: np.ndarray,
+    w: np.ndarray,
+    far: float = FAR,
+    *,
+    only_auc: bool = False,
+) -> dict[str, np.ndarray]:
+    """AUC, average precision, EER and TAR@FAR per row of pair weights (B, n); NaN where a
+    class is absent. Weights may be any non-negative numbers, e.g. resample counts."""
+    y = np.asarray(y).astype(np.int64)
+    s = np.asarray(s, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    if y.size == 0:
+        return {k: np.full(w.shape[0], np.nan) for k in _RANKING_KEYS[: 1 if only_auc else 4]}
+    gid, _ = _score_groups(s)
+    order = np.argsort(gid, kind="stable")
+    g = gid[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    pos = np.add.reduceat((w * (y == 1))[:, order], starts, axis=1)
+    neg = np.add.reduceat((w * (y == 0))[:, order], starts, axis=1)
+    return _ranking_from_counts(pos, neg, far, only_auc)
+
+
+def _threshold_from_counts(cells: np.ndarray) -> dict[str, np.ndarray]:
+    """Threshold metrics per row from (B, 4) counts of tn, fp, fn, tp."""
+    tn, fp, fn, tp = (cells[:, k].astype(np.float64) for k in range(4))
     with np.errstate(divide="ignore", invalid="ignore"):
         return {
             "accuracy": (tp + tn) / (tp + fp + fn + tn),
@@ -140,6 +166,12 @@ def _threshold_from_weights(y: np.ndarray, pred: np.ndarray, w: np.ndarray) -> d
             "recall": tp / (tp + fn),
             "f1": 2 * tp / (2 * tp + fp + fn),
         }
+
+
+def _row_bincount(codes: np.ndarray, width: int) -> np.ndarray:
+    c = codes.shape[0]
+    flat = (codes + (np.arange(c, dtype=np.int64) * width)[:, None]).ravel()
+    return np.bincount(flat, minlength=c * width).reshape(c, width)
 
 
 def bootstrap_distribution(
@@ -162,18 +194,25 @@ def bootstrap_distribution(
     y = np.asarray(y_true).astype(np.int64)
     s = np.asarray(scores, dtype=np.float64)
     n = y.size
-    scored = np.isfinite(s)
-    parts: dict[str, list[np.ndarray]] = {}
     if n == 0 or n_resamples == 0:
         return {}
+    scored = np.isfinite(s)
+    gid = np.full(n, -1, dtype=np.int64)
+    gid[scored], n_groups = _score_groups(s[scored])
+    cell = None if y_pred is None else 2 * y + np.asarray(y_pred, dtype=np.int64)
+    flags = {k: np.asarray(v, dtype=bool) for k, v in (rates or {}).items()}
+    parts: dict[str, list[np.ndarray]] = {}
     for idx in iter_bootstrap_indices(n, n_resamples, seed):
-        w = resample_weights(idx, n)
         found: dict[str, np.ndarray] = {}
-        if y_pred is not None:
-            found.update(_threshold_from_weights(y == 1, y_pred, w))
-        found.update(ranking_from_weights(y[scored], s[scored], w[:, scored], far))
-        for name, flags in (rates or {}).items():
-            found[name] = w @ np.asarray(flags, dtype=np.float64) / n
+        if cell is not None:
+            found.update(_threshold_from_counts(_row_bincount(cell[idx], 4)))
+        if n_groups:
+            pos, neg = _group_counts(idx, gid, y, n_groups)
+            found.update(_ranking_from_counts(pos, neg, far, only_auc=False))
+        else:
+            found.update({k: np.full(idx.shape[0], np.nan) for k in _RANKING_KEYS})
+        for name, f in flags.items():
+            found[name] = f[idx].sum(axis=1) / n
         for name, v in found.items():
             parts.setdefault(name, []).append(v)
     return {k: np.concatenate(v) for k, v in parts.items()}
@@ -294,11 +333,12 @@ def paired_bootstrap_auc(
     if n_resamples == 0:
         out["null_reasons"]["ci"] = "bootstrap disabled (bootstrap = 0)"
         return out
+    ga, na = _score_groups(sa)
+    gb, nb = _score_groups(sb)
     diffs = []
     for idx in iter_bootstrap_indices(y.size, n_resamples, seed):
-        w = resample_weights(idx, y.size)
-        auc_a = ranking_from_weights(y, sa, w, only_auc=True)["auc"]
-        auc_b = ranking_from_weights(y, sb, w, only_auc=True)["auc"]
+        auc_a = _ranking_from_counts(*_group_counts(idx, ga, y, na), FAR, True)["auc"]
+        auc_b = _ranking_from_counts(*_group_counts(idx, gb, y, nb), FAR, True)["auc"]
         diffs.append(auc_a - auc_b)
     d = np.concatenate(diffs)
     d = d[np.isfinite(d)]
