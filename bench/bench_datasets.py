@@ -1,6 +1,7 @@
 """Dataset listing and verification speed (run by hand; results go in docs/benchmarks.md).
 
-    .venv/bin/python bench/bench_datasets.py [--repeats 5] [--verify-images 3000] [--dir DIR]
+    .venv/bin/python bench/bench_datasets.py [--repeats 5] [--verify-images 3000]
+        [--dir DIR] [--msmt17]
 
 Listing: Market-1501 and DukeMTMC-reID trees with the official names and counts
 (zero-byte files: listing must never decode). Verification: distinct 128x64
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import sys
 import tempfile
@@ -22,7 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from dataset_trees import make_duke_official, make_market_official
+from dataset_trees import make_duke_official, make_market_official, make_msmt17_official
 from reidbench.datasets import load_dataset, verify_images
 
 
@@ -37,11 +39,18 @@ def timed(fn, repeats: int) -> tuple[float, float, object]:
     return statistics.median(walls), statistics.median(cpus), result
 
 
-def bench_listing(tmp: Path, repeats: int) -> None:
-    for name, make in (("market1501", make_market_official), ("dukemtmcreid", make_duke_official)):
+def count_files(root: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(root))
+
+
+def bench_listing(tmp: Path, repeats: int, msmt17: bool) -> None:
+    makers = [("market1501", make_market_official), ("dukemtmcreid", make_duke_official)]
+    if msmt17:
+        makers.append(("msmt17", make_msmt17_official))
+    for name, make in makers:
         root = tmp / name
         make(root)
-        files = sum(1 for d in root.iterdir() for _ in d.iterdir())
+        files = count_files(root)
         seconds, cpu, dataset = timed(lambda root=root: load_dataset(root), repeats)
         records = len(dataset.train) + len(dataset.query) + len(dataset.gallery)
         print(
@@ -82,9 +91,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--verify-images", type=int, default=3000)
     parser.add_argument("--dir", default=None, help="where to build the trees (default: $TMPDIR)")
+    parser.add_argument(
+        "--msmt17", action="store_true", help="also list a full-size MSMT17_V1 (126,441 files)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        bench_listing(Path(tmp), args.repeats)
+        bench_listing(Path(tmp), args.repeats, args.msmt17)
         bench_verify(Path(tmp), args.verify_images)
 
 

@@ -260,3 +260,42 @@ def make_cuhk03np(root: Path, *, source: Path | None = None) -> Path:
         _write_split(folder / "query", query, source)
         _write_split(folder / "bounding_box_test", gallery, source)
     return top
+
+
+MSMT17_COUNTS = {
+    "train_ids": 1041,
+    "train_images": 32621,  # list_train 30,248 + list_val 2,373
+    "query_ids": 3060,
+    "query_images": 11659,
+    "gallery_ids": 3060,
+    "gallery_images": 82161,
+    "junk_dropped": 0,
+    "distractor_images": 0,
+    "cameras": 15,
+}
+
+
+def make_msmt17_official(root: Path, source: Path | None = None) -> dict[str, int]:
+    """MSMT17_V1 with the official list sizes (126,441 files): for the benchmark."""
+    main = root / "MSMT17_V1"
+    lists: dict[str, list[str]] = {}
+    plan = {
+        "train": ("train", 1041, 30248),
+        "val": ("train", 1041, 2373),
+        "query": ("test", 3060, 11659),
+        "gallery": ("test", 3060, 82161),
+    }
+    counter = iter(range(10**7))
+    for split, (folder, ids, images) in plan.items():
+        lines = []
+        for pid, k in zip(range(ids), _spread(images, ids), strict=True):
+            (main / folder / f"{pid:04d}").mkdir(parents=True, exist_ok=True)
+            for j in range(k):
+                n = next(counter)
+                rel = f"{pid:04d}/{msmt17_name(pid, n // 10000, 1 + (pid + j) % 15, n % 10000)}"
+                lines.append(f"{rel} {pid}")
+        create_files((main / folder / line.split(" ")[0] for line in lines), source)
+        lists[split] = lines
+    for split, lines in lists.items():
+        (main / f"list_{split}.txt").write_text("\n".join(lines) + "\n")
+    return dict(MSMT17_COUNTS)

@@ -44,7 +44,7 @@ def find_msmt17_dir(root: Path) -> tuple[Path, str] | None:
 
 def camera_from_name(name: str) -> int | None:
     """torchreid: `int(img_path.split('_')[2])`, e.g. 0000_000_01_0303morning_0015_0.jpg -> 1."""
-    parts = os.path.basename(name).split("_")
+    parts = name.rpartition("/")[2].split("_", 3)
     if len(parts) < 3 or not (parts[2].isascii() and parts[2].isdigit()):
         return None
     return int(parts[2])
