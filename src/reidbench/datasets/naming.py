@@ -91,7 +91,6 @@ class SkipCounter:
 class FolderListing:
     records: list[ImageRecord]
     junk: int
-    images_seen: int  # image files including junk
 
 
 def check_record(
@@ -134,7 +133,6 @@ def list_image_folder(
     """One `os.scandir` pass, one regex per name, no image decoding (36k files in ms)."""
     records: list[ImageRecord] = []
     junk = 0
-    seen = 0
     prefix = f"{rel_prefix}/" if rel_prefix else ""
     # Fast path for the common valid name; `check_record` words the error otherwise.
     max_pid = ranges.max_pid if ranges.max_pid is not None else float("inf")
@@ -146,7 +144,6 @@ def list_image_folder(
             if not looks_like_image(name) or not entry.is_file():
                 skipped.add(prefix + name)
                 continue
-            seen += 1
             parsed = parse_name(name)
             if parsed is None:
                 problems.add(
@@ -170,7 +167,7 @@ def list_image_folder(
                     problems=problems,
                 )
     records.sort(key=lambda r: r.path)
-    return FolderListing(records=records, junk=junk, images_seen=seen)
+    return FolderListing(records=records, junk=junk)
 
 
 def count_cameras(ranges: Ranges, *splits: list[ImageRecord]) -> int:
