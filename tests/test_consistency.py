@@ -164,6 +164,19 @@ def test_failure_counts_examples_and_ranking():
         ("judge", 3),
     ]
     assert ranking[2]["budget_limited"] is True
+    assert ranking[2]["confident_counted"] is True
+
+
+def test_confident_wrong_not_counted_when_not_applicable():
+    status = np.array(["ok", "refusal", "ok"])
+    counts = fail.failure_counts(status, None, None)
+    assert counts["confident_counted"] is False
+    assert counts["confident_false_accept"] is None and counts["confident_false_reject"] is None
+    assert counts["catastrophic"] == 1
+    assert "not counted" in counts["null_reasons"]["confident_false_accept"]
+    ranking = fail.rank_systems({"emb": counts})
+    assert ranking[0]["confident_false_accept"] is None and ranking[0]["confident_counted"] is False
+    json.dumps(counts, allow_nan=False)
 
 
 def test_costs_match_hand_computed_sums():

@@ -378,6 +378,13 @@ def test_failures_ranking_and_examples(scenario):
     assert first["error"] == "no usable answer"
     assert [e["pair_id"] for e in ex["refusal"]] == sorted(e["pair_id"] for e in ex["refusal"])
     assert len(ex["confident_false_accept"]) == min(12, fa)
+    # embedders: a similarity is not a confidence, so no confident-wrong counts or examples
+    emb = m["systems"]["emb"]["failures"]
+    assert emb["confident_counted"] is False and emb["confident_false_accept"] is None
+    assert (
+        emb["catastrophic"] == 0
+        and "confident_false_accept" not in m["failures"]["examples"]["emb"]
+    )
 
 
 def test_consistency_from_other_orders_and_repeats(scenario):

@@ -2,12 +2,15 @@
 
 A confident wrong answer is a score of at least 90 on a different-person pair
 (confident false accept) or at most 10 on a same-person pair (confident false
-reject), on the 0-100 scale. Systems on another scale are judged on
-``score / scale * 100`` with the same cut-offs (an embedder's (cos + 1) / 2 of
-0.9 is cos 0.8). Systems are ranked by the number of catastrophic answers:
-refusals + safety blocks + parse errors + confident wrong answers. API errors,
-budget stops and missing rows are counted but not ranked: they describe the
-run, not the model.
+reject), on the 0-100 scale an LVLM answers on (``score / scale * 100`` for
+any other scale). It is counted for LVLM judges only: an embedder's
+``(cos + 1) / 2`` is a similarity, not a confidence, and often sits in a narrow
+band (a handcrafted descriptor on the demo data scores every pair above 0.5 and
+decides "same" above 0.95), so the 90/10 cut-offs would call ordinary
+different-person pairs "confident" mistakes. Systems are ranked by the number
+of catastrophic answers: refusals + safety blocks + parse errors + confident
+wrong answers (where counted). API errors, budget stops and missing rows are
+counted but not ranked: they describe the run, not the model.
 """
 
 from __future__ import annotations
@@ -48,16 +51,23 @@ def confident_wrong(
     return fa, fr
 
 
-def failure_counts(status: np.ndarray, false_accept: np.ndarray, false_reject: np.ndarray) -> dict:
-    """Counts per status (over primary answers) and the catastrophic total."""
+def failure_counts(
+    status: np.ndarray, false_accept: np.ndarray | None, false_reject: np.ndarray | None
+) -> dict:
+    """Counts per status (over primary answers) and the catastrophic total.
+
+    Pass None for the confident-wrong masks of a system they do not apply to
+    (embedders): those counts are then null and left out of the total.
+    """
     st = np.asarray(status, dtype=object)
     n = int(st.size)
     values, freq = np.unique(st, return_counts=True) if n else ([], [])
     by_status = {str(k): int(v) for k, v in zip(values, freq, strict=True)}
     counts = {k: by_status.get(k, 0) for k in (*CATASTROPHIC, *RUN_PROBLEMS)}
-    counts["confident_false_accept"] = int(np.sum(false_accept))
-    counts["confident_false_reject"] = int(np.sum(false_reject))
-    catastrophic = sum(counts[k] for k in (*CATASTROPHIC, *CONFIDENT))
+    counted = false_accept is not None and false_reject is not None
+    counts["confident_false_accept"] = int(np.sum(false_accept)) if counted else None
+    counts["confident_false_reject"] = int(np.sum(false_reject)) if counted else None
+    catastrophic = sum(counts[k] or 0 for k in (*CATASTROPHIC, *CONFIDENT))
     asked = n - counts["budget_exceeded"] - counts["missing"]
     return {
         "n_pairs": n,
@@ -67,10 +77,17 @@ def failure_counts(status: np.ndarray, false_accept: np.ndarray, false_reject: n
         "catastrophic": catastrophic,
         "catastrophic_rate": fnum(catastrophic / asked) if asked else None,
         "rate_denominator": "pairs asked (not budget_exceeded, not missing)",
+        "confident_counted": counted,
         "confident_cutoffs": {
             "high": CONFIDENT_HIGH,
             "low": CONFIDENT_LOW,
             "on": "score / scale * 100",
+        },
+        "null_reasons": {}
+        if counted
+        else {
+            "confident_false_accept": "not counted for embedders: a similarity is not a confidence",
+            "confident_false_reject": "not counted for embedders: a similarity is not a confidence",
         },
     }
 
@@ -139,6 +156,7 @@ def rank_systems(counts: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "catastrophic_rate": c["catastrophic_rate"],
                 "n_asked": c["n_asked"],
                 **{key: c[key] for key in (*CATASTROPHIC, *CONFIDENT)},
+                "confident_counted": c["confident_counted"],
                 "budget_limited": c["budget_exceeded"] > 0 or c["missing"] > 0,
             }
         )

@@ -463,13 +463,17 @@ def _system(
     out["tuned_halves"] = _tuned_halves(view, y, calib)
     out["failures_as_wrong"] = _failures_as_wrong(view, y, n_boot, seed, level)
 
-    fa, fr = fail.confident_wrong(y, score, scale, ok=answered)
+    if kind == "lvlm":
+        fa, fr = fail.confident_wrong(y, score, scale, ok=answered)
+    else:
+        fa = fr = None
     counts = fail.failure_counts(prim["status"], fa, fr)
     out["failures"] = counts
     categories = {k: prim["status"] == k for k in (*fail.CATASTROPHIC, "api_error")}
     categories["budget_exceeded"] = prim["status"] == "budget_exceeded"
-    categories["confident_false_accept"] = fa
-    categories["confident_false_reject"] = fr
+    if fa is not None and fr is not None:
+        categories["confident_false_accept"] = fa
+        categories["confident_false_reject"] = fr
     example_rows = {
         "pair_id": pairs.pair_id,
         "path_a": pairs.path_a,
@@ -582,8 +586,8 @@ def _protocol(run_cfg: dict, n_boot: int, seed: int, level: float, calib: np.nda
         "auc": "ROC AUC (sklearn.metrics.roc_auc_score)",
         "eer": "linear interpolation on the ROC curve where FPR = 1 - TPR",
         ver.TAR_KEY: "largest TPR among ROC points with FPR <= 0.01, no interpolation",
-        "confident_wrong": "score/scale*100 >= 90 on a different-person pair, or <= 10 on a "
-        "same-person pair",
+        "confident_wrong": "LVLM judges only: score/scale*100 >= 90 on a different-person "
+        "pair, or <= 10 on a same-person pair",
         "mcnemar": "exact two-sided binomial test on discordant pairs, pairs both answered",
         "auc_diff": "paired bootstrap (same draws for both systems) on pairs both scored",
         "config_bootstrap": run_cfg.get("bootstrap"),
