@@ -1,9 +1,227 @@
-"""Commands: (filled in by the stage that owns them)."""
+"""Command: `reidbench retrieval ROOT --model NAME [--weights PATH] [--rerank] [--json]`.
+
+Query-versus-gallery retrieval with an embedder: extracts (and caches) the
+features, then evaluates CMC / mAP / mINP by the torchreid protocol
+(`reidbench.metrics.evaluate_features`: same-identity same-camera gallery
+images are ignored for each query).
+"""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 
+def _metric(result: Any, key: str) -> Any:
+    """evaluate_features' result allows attribute or key access; accept both."""
+    if isinstance(result, Mapping):
+        return result[key]
+    return getattr(result, key)
+
+
+def retrieval_summary(
+    *,
+    model: str,
+    fingerprint: str,
+    dataset: Any,
+    result: Any,
+    rerank: bool,
+    info: Mapping[str, Any],
+    stats: Mapping[str, int],
+) -> dict[str, Any]:
+    """The JSON object `--json` prints (fractions in [0, 1], not percentages)."""
+    cmc = [float(x) for x in _metric(result, "cmc")]
+    return {
+        "model": model,
+        "fingerprint": fingerprint,
+        "dataset": {
+            "name": dataset.name,
+            "root": str(dataset.root),
+            "synthetic": bool(dataset.synthetic),
+        },
+        "query_images": len(dataset.query),
+        "gallery_images": len(dataset.gallery),
+        "rerank": rerank,
+        "rank1": cmc[0],
+        "rank5": cmc[min(4, len(cmc) - 1)],
+        "rank10": cmc[min(9, len(cmc) - 1)],
+        "mAP": float(_metric(result, "mAP")),
+        "mINP": float(_metric(result, "mINP")),
+        "cmc": cmc,
+        "features": dict(stats),
+        "embedder": dict(info),
+    }
+
+
+def summary_lines(summary: Mapping[str, Any]) -> list[str]:
+    ds = summary["dataset"]
+    kind = "SYNTHETIC " if ds["synthetic"] else ""
+    emb = summary["embedder"]
+    feats = summary["features"]
+    trained = "" if emb.get("trained_for_reid", True) else " (baseline, not ReID-trained)"
+    lines = [
+        f"retrieval: {summary['model']}{trained} on {kind}{ds['name']} at {ds['root']}",
+        f"  query {summary['query_images']} images, gallery {summary['gallery_images']} images; "
+        f"{emb.get('dim')}-d features, {emb.get('precision')} on {emb.get('device')}",
+        f"  features: {feats.get('computed', 0)} computed, {feats.get('cached', 0)} from cache",
+        f"  re-ranking: {'k-reciprocal' if summary['rerank'] else 'off'}",
+    ]
+    for label, key in [
+        ("rank-1", "rank1"),
+        ("rank-5", "rank5"),
+        ("rank-10", "rank10"),
+        ("mAP", "mAP"),
+        ("mINP", "mINP"),
+    ]:
+        lines.append(f"  {label:<8s}: {100 * summary[key]:6.2f}%")
+    lines.append(f"  fingerprint: {summary['fingerprint']}")
+    return lines
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("retrieval")
+    def retrieval(
+        root: Annotated[
+            Path,
+            typer.Argument(
+                help="Dataset folder (or a .csv manifest for the custom format).",
+                metavar="ROOT",
+                show_default=False,
+            ),
+        ],
+        model: Annotated[
+            str,
+            typer.Option(
+                "--model",
+                "-m",
+                help="personvit-s, personvit-b, handcrafted, efficientnet-lite0 or mobilenetv2.",
+                show_default=False,
+            ),
+        ],
+        weights: Annotated[
+            str | None,
+            typer.Option(
+                "--weights",
+                "-w",
+                help="Checkpoint PATH, hf://OWNER/REPO/FILE@COMMIT#sha256=HEX, or hub:VARIANT.",
+            ),
+        ] = None,
+        rerank: Annotated[
+            bool, typer.Option("--rerank", help="k-reciprocal re-ranking (Zhong et al. 2017).")
+        ] = False,
+        device: Annotated[
+            str, typer.Option("--device", "-d", help="auto, cpu, cuda or cuda:N.")
+        ] = "auto",
+        precision: Annotated[
+            str,
+            typer.Option(
+                "--precision",
+                help="auto (bf16 where the hardware has it and it was verified), fp32 or bf16.",
+            ),
+        ] = "auto",
+        feature: Annotated[
+            str | None,
+            typer.Option("--feature", help="personvit-*: before-bn (default) or after-bn."),
+        ] = None,
+        batch_size: Annotated[
+            int, typer.Option("--batch-size", "-b", min=1, help="Images per model call.")
+        ] = 64,
+        cache: Annotated[
+            Path | None,
+            typer.Option(
+                "--cache",
+                help="Feature cache folder (default: $REIDBENCH_CACHE_DIR or ~/.cache/reidbench).",
+                show_default=False,
+            ),
+        ] = None,
+        no_cache: Annotated[
+            bool, typer.Option("--no-cache", help="Neither read nor write the feature cache.")
+        ] = False,
+        format: Annotated[
+            str | None,
+            typer.Option(
+                "--format",
+                "-f",
+                help="market1501, dukemtmcreid, msmt17, cuhk03np or custom (default: detect).",
+            ),
+        ] = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print one JSON object instead of the summary.")
+        ] = False,
+    ) -> None:
+        """Query-vs-gallery retrieval with an embedder: rank-1/5/10, mAP, mINP."""
+        import numpy as np
+
+        from reidbench.cli.common import err_console
+        from reidbench.datasets import load_dataset
+        from reidbench.errors import UserError
+        from reidbench.metrics import evaluate_features
+        from reidbench.models import FeatureCache, default_cache_dir, load_embedder
+        from reidbench.models.extract import extract_features
+        from reidbench.progress import RichProgress
+
+        dataset = load_dataset(root, format)
+        if not dataset.query or not dataset.gallery:
+            raise UserError(
+                f"{dataset.root}: retrieval needs query and gallery images "
+                f"(found {len(dataset.query)} query, {len(dataset.gallery)} gallery)"
+            )
+        options: dict[str, Any] = {}
+        if model.startswith("personvit"):
+            options["precision"] = precision
+            if feature is not None:
+                options["feature"] = feature
+        elif model != "handcrafted":
+            options["precision"] = precision
+        if feature is not None and "feature" not in options:
+            raise UserError(f"--feature applies to personvit-s/-b only, not {model}")
+        embedder = load_embedder(model, weights=weights, device=device, **options)
+        store = None if no_cache else FeatureCache(cache or default_cache_dir())
+        records = dataset.query + dataset.gallery
+        stats: dict[str, int] = {}
+        try:
+            feats = extract_features(
+                embedder,
+                [dataset.abspath(r) for r in records],
+                batch_size=batch_size,
+                cache=store,
+                progress=RichProgress(unit="img", console=err_console),
+                stats=stats,
+            )
+        finally:
+            if store is not None:
+                store.close()
+        nq = len(dataset.query)
+        q_pids = np.array([r.pid for r in dataset.query])
+        g_pids = np.array([r.pid for r in dataset.gallery])
+        q_cams = np.array([r.camid for r in dataset.query])
+        g_cams = np.array([r.camid for r in dataset.gallery])
+        result = evaluate_features(
+            feats[:nq],
+            feats[nq:],
+            q_pids,
+            g_pids,
+            q_cams,
+            g_cams,
+            max_rank=min(50, len(g_pids)),  # torchreid's cut, without its warning
+            metric="cosine",
+            rerank=rerank,
+            progress=RichProgress(unit="query", console=err_console),
+        )
+        summary = retrieval_summary(
+            model=model,
+            fingerprint=embedder.fingerprint,
+            dataset=dataset,
+            result=result,
+            rerank=rerank,
+            info=embedder.info,
+            stats=stats,
+        )
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2, default=str))
+        else:
+            typer.echo("\n".join(summary_lines(summary)))

