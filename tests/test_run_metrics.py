@@ -549,3 +549,17 @@ def test_speed_workload_shape_is_supported(tmp_path):
     assert len(m["comparisons"]) == 10
     aucs = [m["systems"][f"s{k}"]["auc"] for k in range(5)]
     assert aucs == sorted(aucs)  # stronger signal, higher AUC
+
+
+def test_lvlm_without_recorded_threshold_uses_50_and_package_exports(tmp_path):
+    import reidbench.metrics as metrics_pkg
+
+    labels = np.array([0, 1] * 10)
+    rows = [_row(int(p), "s", score=float(i * 5)) for i, p in enumerate(_pair_ids(20))]
+    _write_run(tmp_path, labels, [{"name": "s", "type": "lvlm", "scale": 100.0}], rows)
+    m = metrics_pkg.compute_metrics(tmp_path, bootstrap=0)
+    s = m["systems"]["s"]
+    assert s["threshold"] == 50.0 and s["threshold_source"] == "lvlm_default"
+    scores = np.arange(20) * 5.0
+    assert s["accuracy"] == pytest.approx(accuracy_score(labels, scores >= 50))
+    assert metrics_pkg.write_metrics is write_metrics

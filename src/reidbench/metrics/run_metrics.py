@@ -264,11 +264,18 @@ def _block(
 
 
 def _choose_threshold(
-    entry: dict[str, Any], y: np.ndarray, s: np.ndarray, calib: np.ndarray, answered: np.ndarray
+    entry: dict[str, Any],
+    kind: str,
+    y: np.ndarray,
+    s: np.ndarray,
+    calib: np.ndarray,
+    answered: np.ndarray,
 ) -> dict[str, Any]:
-    recorded = entry.get("threshold")
+    # An LVLM entry without the key gets the 0-100 default; an explicit null means "calibrate".
+    recorded = entry.get("threshold", 50.0 if kind == "lvlm" else None)
     if recorded is not None:
-        return {"threshold": float(recorded), "source": "recorded", "reason": None}
+        source = "recorded" if "threshold" in entry else "lvlm_default"
+        return {"threshold": float(recorded), "source": source, "reason": None}
     use = answered & calib & np.isfinite(s)
     t, f1, reason = ver.best_f1_threshold(y[use], s[use])
     return {
@@ -402,7 +409,7 @@ def _system(
         np.isfinite(score) | (prim["decision"] == "same") | (prim["decision"] == "different")
     )
     score = np.where(answered, score, np.nan)
-    choice = _choose_threshold(entry, y, score, calib, answered)
+    choice = _choose_threshold(entry, kind, y, score, calib, answered)
     thr = choice["threshold"]
     pred = _decide_or_none(score, thr, stated)
     view = _View(name, kind, scale, score, stated, prim["status"], answered, thr, pred)
@@ -422,6 +429,8 @@ def _system(
             "chosen by best F1 on calibration half A, then applied to all answered pairs "
             "(half A included, so slightly optimistic; tuned_halves has held-out numbers)"
         )
+    elif choice["source"] == "lvlm_default":
+        out["threshold_note"] = "run.json records no threshold: the LVLM default 50 on 0-100"
     else:
         out["threshold_note"] = "the threshold recorded in run.json, on the system's own scale"
     out["info"] = _clean(entry)
