@@ -49,9 +49,9 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    write_text_atomic(
-        path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
-    )
+    """Strict JSON (no NaN/Infinity), so any JSON reader can load it."""
+    text = json.dumps(obj, indent=2, allow_nan=False, default=_json_default)
+    write_text_atomic(path, text + "\n")
 
 
 def _json_default(obj: Any) -> Any:
