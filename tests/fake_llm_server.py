@@ -55,7 +55,7 @@ class Record:
     model: str
     images: tuple[str, ...]  # sha256 of each image's bytes, as received
     fault: str
-    status: int
+    status: int  # 0 while the answer is still being prepared
     score: int | None
     structured: bool
     body: dict[str, Any] = field(repr=False, default_factory=dict)
@@ -267,8 +267,9 @@ class _Handler(BaseHTTPRequestHandler):
         score = fake.score_fn(images)
         if fake.latency_s:
             time.sleep(fake.latency_s)
-        status = self._respond(api, model, fault, score, key, structured, body)
-        fake.record(Record(api, model, shas, fault, status, score, structured, body))
+        rec = Record(api, model, shas, fault, 0, score, structured, body)
+        fake.record(rec)  # on arrival: a request the client gave up on still counts
+        rec.status = self._respond(api, model, fault, score, key, structured, body)
 
     # -- responses ---------------------------------------------------------------------
 

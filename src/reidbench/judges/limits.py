@@ -10,22 +10,36 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+_EPS = 1e-9  # float slack, so a refill that lands a hair short of `need` does not spin
 
 
 class TokenBucket:
     """`rate` units per second, bursts up to `capacity`; waiters are served in arrival order."""
 
-    def __init__(self, rate: float, capacity: float) -> None:
+    def __init__(
+        self,
+        rate: float,
+        capacity: float,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         if rate <= 0 or capacity <= 0:
             raise ValueError("rate and capacity must be positive")
         self.rate = rate
         self.capacity = capacity
+        self._clock = clock
+        self._sleep = sleep
         self._level = capacity
-        self._t = time.monotonic()
+        self._t = clock()
         self._lock = asyncio.Lock()
 
     def _refill(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         self._level = min(self.capacity, self._level + (now - self._t) * self.rate)
         self._t = now
 
@@ -34,8 +48,8 @@ class TokenBucket:
         async with self._lock:
             need = min(n, self.capacity)
             self._refill()
-            while self._level < need:
-                await asyncio.sleep((need - self._level) / self.rate)
+            while self._level + _EPS < need:
+                await self._sleep((need - self._level) / self.rate)
                 self._refill()
             self._level -= n
 
@@ -48,20 +62,30 @@ class TokenBucket:
 class RateLimiter:
     """Requests-per-minute and tokens-per-minute buckets plus a shared Retry-After pause."""
 
-    def __init__(self, rpm: float | None, tpm: float | None) -> None:
+    def __init__(
+        self,
+        rpm: float | None,
+        tpm: float | None,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         # One second of burst for requests (smooth pacing); a full minute for tokens,
         # because one request can be large compared with the per-second token rate.
-        self.requests = TokenBucket(rpm / 60.0, max(1.0, rpm / 60.0)) if rpm else None
-        self.tokens = TokenBucket(tpm / 60.0, tpm) if tpm else None
+        t = {"clock": clock, "sleep": sleep}
+        self.requests = TokenBucket(rpm / 60.0, max(1.0, rpm / 60.0), **t) if rpm else None
+        self.tokens = TokenBucket(tpm / 60.0, tpm, **t) if tpm else None
+        self._clock = clock
+        self._sleep = sleep
         self._paused_until = 0.0
 
     def pause(self, seconds: float) -> None:
         """Hold every new call for `seconds` (a 429 applies to the whole key, not one request)."""
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     async def acquire(self, tokens: float) -> None:
-        while (wait := self._paused_until - time.monotonic()) > 0:
-            await asyncio.sleep(wait)
+        while (wait := self._paused_until - self._clock()) > 0:
+            await self._sleep(wait)
         if self.requests:
             await self.requests.acquire(1.0)
         if self.tokens:
