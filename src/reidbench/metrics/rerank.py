@@ -32,14 +32,13 @@ def rerank_memory_bytes(num_query: int, num_gallery: int, k1: int = 20, k2: int 
     """Estimated peak memory of k_reciprocal_distance, beyond the features.
 
     4 N^2 (the float32 N x N distances, N = Q + G) + 4 Q G (the result)
-    + a bound for the sparse encodings: 12 bytes per stored neighbour, at
-    most 2 (k1+1)^2 neighbours per row before and k2 times that after the
-    query expansion (the real count is usually a small fraction of it).
+    + 128 MiB of block buffers + the sparse encodings, at 12 bytes per stored
+    neighbour with (k1+1)^2 / 4 neighbours per row, times (1 + k2) for the
+    query-expanded copy (a generous average: rows hold a few dozen).
     """
     n = num_query + num_gallery
-    per_row = 2 * (k1 + 1) ** 2
-    sparse = 12 * n * per_row * (1 + max(k2, 1)) // 8
-    return 4 * n * n + 4 * num_query * num_gallery + sparse
+    sparse = 12 * n * ((k1 + 1) ** 2 // 4) * (1 + max(k2, 1))
+    return 4 * n * n + 4 * num_query * num_gallery + (128 << 20) + sparse
 
 
 def k_reciprocal_distance(
@@ -189,8 +188,12 @@ def _k_reciprocal(
         if k2 != 1:
             v_ptr, v_idx, v_val = _query_expand(v_ptr, v_idx, v_val, top[:, :k2], n)
         bar.advance()
-        jaccard = _jaccard_query_rows(v_ptr, v_idx, v_val, num_q, n)
-        final = jaccard * (1 - lambda_value) + original[:num_q, num_q:] * lambda_value
+        final = _jaccard_query_rows(v_ptr, v_idx, v_val, num_q, n)
+        # Reference: jaccard * (1 - lambda) + original * lambda, row blocks in place.
+        np.multiply(final, 1 - lambda_value, out=final)
+        for start in range(0, num_q, 1024):
+            rows = slice(start, min(num_q, start + 1024))
+            final[rows] += original[rows, num_q:] * lambda_value
         bar.advance()
     return final
 

@@ -357,7 +357,13 @@ def _set_groups(count: np.ndarray, start: int, stop: int) -> Iterator[tuple[int,
 
 
 def _workers() -> int:
-    # numpy's comparisons, masking and sorting release the GIL, so row units run in parallel.
+    """Threads for row units: REIDBENCH_NUM_THREADS, else the CPU count (at most 8).
+
+    numpy's comparisons, masking and sorting release the GIL, so units run in parallel.
+    """
+    env = os.environ.get("REIDBENCH_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     return max(1, min(8, os.cpu_count() or 1))
 
 
@@ -366,10 +372,13 @@ def _group_stats(dist: np.ndarray, ids: _Identities, row0: int) -> _RowStats:
     c, num_g = dist.shape
     row, gidx, junk = ids.same_pid_flat(row0, row0 + c)
     d = dist[row, gidx]
-    # Sort each row's same-pid items by (distance, gallery index), NaN last:
-    # two stable integer sorts (np.lexsort on floats is several times slower).
-    by_d = np.argsort(_order_keys(d), kind="stable")
-    order = by_d[np.argsort(row[by_d], kind="stable")]
+    # Sort each row's same-pid items by (distance, gallery index), NaN last, with
+    # stable integer sorts (np.lexsort on floats is several times slower).
+    if d.dtype == np.float32:
+        order = np.argsort(_row_keys(row, d), kind="stable")
+    else:
+        by_d = np.argsort(_order_keys(d), kind="stable")
+        order = by_d[np.argsort(row[by_d], kind="stable")]
     row, gidx, junk, d = row[order], gidx[order], junk[order], d[order]
     n = len(row)
     row_start = np.searchsorted(row, np.arange(c + 1))
@@ -446,11 +455,15 @@ def _count_below(
     total = np.count_nonzero(mask)
     sparse = total <= _SPARSE_FRACTION * mask.size
     if sparse:
-        counts = np.fromiter((np.count_nonzero(m) for m in mask), dtype=np.int64, count=c)
+        # Positions give the rows for free (a per-row count would cost a call per row).
+        flat = np.flatnonzero(mask)
+        rows = flat // dist.shape[1]
+        values = dist.reshape(-1)[flat]
+        counts = np.bincount(rows, minlength=c)
         starts = np.cumsum(counts) - counts
     if sparse and dist.dtype == np.float32:
         # Few candidates: one flat sort of (row, distance) keys for all rows.
-        keys = _row_keys(np.repeat(np.arange(c), counts), dist[mask])
+        keys = _row_keys(rows, values)
         keys.sort()
         probe_keys = _row_keys(xrow, x)
         below = np.searchsorted(keys, probe_keys) - starts[xrow]
@@ -461,7 +474,7 @@ def _count_below(
         return below, outside_tie
     if sparse:
         cand = np.full((c, max(int(counts.max(initial=0)), 1)), np.inf, dtype=dist.dtype)
-        cand[np.arange(cand.shape[1]) < counts[:, None]] = dist[mask]
+        cand[np.arange(cand.shape[1]) < counts[:, None]] = values
     else:
         # Many candidates: sort the raw rows. Items beyond the limit never change
         # a count below it, and masking them to +inf makes numpy's sort no faster.
