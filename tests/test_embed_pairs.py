@@ -113,3 +113,56 @@ def test_embedder_miner_protocol_and_hard_negatives(market: Path, tmp_path: Path
         return pair_scores(emb, market, list(a), list(b))
 
     assert neg_scores(hard).mean() > neg_scores(plain).mean()
+
+
+def test_pairs_cli_hard_negatives(run_cli, market: Path, tmp_path: Path):
+    from reidbench.pairs import read_pairs
+
+    out = tmp_path / "pairs.parquet"
+    res = run_cli(
+        "pairs",
+        market,
+        "--out",
+        out,
+        "--positives",
+        "10",
+        "--negatives",
+        "20",
+        "--hard-negatives",
+        "handcrafted",
+        "--hard-fraction",
+        "0.5",
+        "--cache",
+        tmp_path / "cache",
+    )
+    assert res.code == 0, res.err
+    assert "hard negatives: 10 mined with handcrafted-" in res.out
+    meta = read_pairs(out).meta
+    assert meta["hard_negatives"]["miner"] == load_embedder("handcrafted").fingerprint
+    bad = run_cli(
+        "pairs",
+        market,
+        "--out",
+        tmp_path / "p2.parquet",
+        "--positives",
+        "1",
+        "--negatives",
+        "1",
+        "--weights",
+        "x.pth",
+    )
+    assert bad.code == 2 and "--weights needs --hard-negatives" in bad.err
+    unknown = run_cli(
+        "pairs",
+        market,
+        "--out",
+        tmp_path / "p3.parquet",
+        "--positives",
+        "1",
+        "--negatives",
+        "1",
+        "--hard-negatives",
+        "resnet",
+    )
+    assert unknown.code == 2 and "unknown model 'resnet'" in unknown.err
+    assert not (tmp_path / "p3.parquet").exists()

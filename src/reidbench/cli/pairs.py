@@ -118,6 +118,33 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option("--cuhk03-variant", help="CUHK03-NP: detected or labeled."),
         ] = "detected",
+        hard_negatives: Annotated[
+            str | None,
+            typer.Option(
+                "--hard-negatives",
+                help="Mine hard negatives with this embedder (e.g. personvit-s, handcrafted).",
+                show_default=False,
+            ),
+        ] = None,
+        weights: Annotated[
+            str | None,
+            typer.Option("--weights", "-w", help="Weights for the --hard-negatives model."),
+        ] = None,
+        hard_fraction: Annotated[
+            float,
+            typer.Option("--hard-fraction", help="Share of negatives mined as hard ones."),
+        ] = 0.5,
+        device: Annotated[
+            str, typer.Option("--device", help="Device for the miner: auto, cpu, cuda.")
+        ] = "auto",
+        cache: Annotated[
+            Path | None,
+            typer.Option(
+                "--cache",
+                help="Feature cache folder for the miner (default: ~/.cache/reidbench).",
+                show_default=False,
+            ),
+        ] = None,
     ) -> None:
         """Curate labelled image pairs: balanced over camera pairs, seeded, hashed."""
         from reidbench.datasets import load_dataset
@@ -130,15 +157,44 @@ def register(app: typer.Typer) -> None:
             msmt17_val_in_train=not msmt17_train_only,
             cuhk03_variant=cuhk03_variant,
         )
-        pairset = curate_pairs(
-            dataset,
-            positives=positives,
-            negatives=negatives,
-            seed=seed,
-            split=split,
-            same_camera_positives=same_camera,
-            distractor_negatives=distractors,
-            triplets=triplets,
-        )
+        miner, store = None, None
+        if hard_negatives is not None:
+            from reidbench.cli.common import err_console
+            from reidbench.models import (
+                FeatureCache,
+                default_cache_dir,
+                embedder_miner,
+                load_embedder,
+            )
+            from reidbench.progress import RichProgress
+
+            embedder = load_embedder(hard_negatives, weights=weights, device=device)
+            store = FeatureCache(cache or default_cache_dir())
+            miner = embedder_miner(
+                embedder,
+                dataset.root,
+                store,
+                progress=RichProgress(unit="img", console=err_console),
+            )
+        elif weights is not None:
+            from reidbench.errors import UserError
+
+            raise UserError("--weights needs --hard-negatives MODEL (the miner it belongs to)")
+        try:
+            pairset = curate_pairs(
+                dataset,
+                positives=positives,
+                negatives=negatives,
+                seed=seed,
+                split=split,
+                same_camera_positives=same_camera,
+                distractor_negatives=distractors,
+                triplets=triplets,
+                negative_miner=miner,
+                hard_fraction=hard_fraction,
+            )
+        finally:
+            if store is not None:
+                store.close()
         write_pairs(out, pairset)
         typer.echo("\n".join(summary_lines(pairset, out)))
