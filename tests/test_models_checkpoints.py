@@ -45,22 +45,22 @@ def small_ckpt(ckpt_dir: Path) -> Path:
 
 
 @functools.cache
-def images2() -> tuple:
-    return tuple(person_images(2, seed=1, size=(48, 100)))  # not 128x256: exercises resizing
+def ref_images() -> tuple:
+    return tuple(person_images(1, seed=1, size=(48, 100)))  # not 128x256: exercises resizing
 
 
 @functools.cache
 def small_reference() -> torch.Tensor:
-    """Hand-written forward of small_sd() on images2(), before the BNNeck (computed once)."""
-    return reference_forward(small_sd(), VIT_SMALL, preprocess_reference(list(images2())))
+    """Hand-written forward of small_sd() on ref_images(), before the BNNeck (computed once)."""
+    return reference_forward(small_sd(), VIT_SMALL, preprocess_reference(list(ref_images())))
 
 
 def test_finetuned_checkpoint_features_match_reference(small_ckpt: Path):
     emb = load_embedder("personvit-s", weights=small_ckpt, precision="fp32")
     assert (emb.name, emb.dim) == ("personvit-s", 384)
     assert emb.info["layout"] == "finetuned" and emb.info["trained_for_reid"]
-    feats = emb.embed_images(list(images2()))
-    assert feats.shape == (2, 384) and feats.dtype == np.float32
+    feats = emb.embed_images(list(ref_images()))
+    assert feats.shape == (1, 384) and feats.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-5)
     want = torch.nn.functional.normalize(small_reference(), dim=1).numpy()
     np.testing.assert_allclose(feats, want, atol=2e-4)
@@ -91,7 +91,7 @@ def test_after_bn_feature_option(small_ckpt: Path):
     bn = (raw - sd["bottleneck.running_mean"]) / torch.sqrt(sd["bottleneck.running_var"] + 1e-5)
     bn = bn * sd["bottleneck.weight"] + sd["bottleneck.bias"]
     want = torch.nn.functional.normalize(bn, dim=1).numpy()
-    np.testing.assert_allclose(after.embed_images(list(images2())), want, atol=3e-4)
+    np.testing.assert_allclose(after.embed_images(list(ref_images())), want, atol=3e-4)
 
 
 def _expect_error(path: Path, *fragments: str, name: str = "personvit-s") -> str:

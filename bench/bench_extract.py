@@ -1,0 +1,152 @@
+"""Extraction throughput, end to end (read + decode + resize + model), and bf16 accuracy.
+
+    .venv/bin/python bench/bench_extract.py [--images N] [--repeats R] [--batch-size B]
+        [--dir FOLDER] [--models personvit-s,handcrafted,...] [--device cpu|cuda|auto]
+
+Images: the JPEG crops of `reidbench.datasets.synthetic.generate` (the synthetic
+Market-1501 set, 128x64 like Market's), or your own folder with `--dir`.
+PersonViT runs with random weights in the released checkpoint layout (TransReID
+initialisation: trunc-normal 0.02), loaded through `load_embedder` like a real
+checkpoint. Speed does not depend on the values; the bf16-vs-fp32 cosine is
+measured on these weights, which is indicative, not a proof for trained ones.
+
+Every run calls `extract_features` without a cache, so each one decodes and
+embeds every image. Prints a Markdown table and writes JSON with `--json FILE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reidbench.models import extract_features, load_embedder
+from reidbench.models.vit import VIT_BASE, VIT_SMALL, ReIDViT
+
+
+def make_images(folder: Path, n: int) -> list[Path]:
+    """Synthetic Market-layout crops (the project's generator), at least n of them."""
+    from reidbench.datasets.synthetic import generate
+
+    test_ids = max(4, n // 8)
+    generate(folder, train_ids=2, test_ids=test_ids, seed=0)
+    files = sorted((folder / "bounding_box_test").glob("*.jpg"))
+    files += sorted((folder / "query").glob("*.jpg"))
+    files = [f for f in files if not f.name.startswith("-1")]
+    if len(files) < n:
+        raise SystemExit(f"only {len(files)} images generated, {n} wanted")
+    return files[:n]
+
+
+def random_checkpoint(path: Path, size: str) -> Path:
+    cfg = VIT_SMALL if size == "s" else VIT_BASE
+    torch.manual_seed(0)
+    model = ReIDViT(cfg, fc_classes=1000, num_ids=751)  # TransReID init inside
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def timed(fn, repeats: int) -> tuple[list[float], np.ndarray]:
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    assert out is not None
+    return times, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=320)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--dir", type=Path, default=None, help="use these JPEGs instead")
+    ap.add_argument("--models", default="personvit-s,handcrafted,efficientnet-lite0,mobilenetv2")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="reidbench-bench-"))
+    if args.dir:
+        files = sorted(p for p in args.dir.rglob("*") if p.suffix.lower() in {".jpg", ".png"})
+        files = files[: args.images]
+    else:
+        files = make_images(work / "synth", args.images)
+    n = len(files)
+    print(
+        f"# {n} images, batch {args.batch_size}, {args.repeats} runs each; torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}; {platform.processor() or platform.machine()}",
+        flush=True,
+    )
+    rows, record = [], {"images": n, "batch_size": args.batch_size, "runs": []}
+    for model in args.models.split(","):
+        model = model.strip()
+        configs: list[tuple[str, dict]] = []
+        if model.startswith("personvit"):
+            ckpt = random_checkpoint(work / f"{model}.pth", model[-1])
+            configs = [
+                ("fp32", {"weights": ckpt, "precision": "fp32"}),
+                ("auto", {"weights": ckpt, "precision": "auto"}),
+            ]
+        elif model == "handcrafted":
+            configs = [("fp32", {})]
+        else:
+            configs = [("fp32", {"precision": "fp32"}), ("bf16", {"precision": "bf16"})]
+        reference = None
+        for label, opts in configs:
+            try:
+                emb = load_embedder(model, device=args.device, **opts)
+            except Exception as exc:  # a missing optional package: report and go on
+                print(f"skip {model} {label}: {exc}", file=sys.stderr)
+                continue
+            extract_features(emb, files[: args.batch_size], batch_size=args.batch_size)  # warm
+            times, feats = timed(
+                lambda emb=emb: extract_features(emb, files, batch_size=args.batch_size),
+                args.repeats,
+            )
+            rates = [n / t for t in times]
+            cos = None
+            if reference is None:
+                reference = feats
+            elif emb.info["precision"] != "fp32":
+                per = (reference.astype(np.float64) * feats).sum(axis=1)
+                cos = (float(per.min()), float(per.mean()))
+            prec = emb.info["precision"]
+            rows.append(
+                f"| {model} | {label} ({prec}) | {statistics.median(rates):.1f} | "
+                f"{min(rates):.1f}-{max(rates):.1f} | "
+                + (f"{cos[0]:.5f} / {cos[1]:.5f}" if cos else "-")
+                + " |"
+            )
+            record["runs"].append(
+                {
+                    "model": model,
+                    "config": label,
+                    "precision": prec,
+                    "rates": rates,
+                    "cosine_min_mean": cos,
+                    "device": emb.info["device"],
+                }
+            )
+            print(rows[-1], flush=True)
+    print("\n| model | precision | median img/s | range img/s | cosine vs fp32 min / mean |")
+    print("|---|---|---|---|---|")
+    print("\n".join(rows))
+    if args.json:
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
