@@ -434,7 +434,12 @@ def _write_identities(path: Path, world: _World, jobs: list[Job]) -> None:
     rows = {}
     for job in _unique_people(jobs):
         who = world.person(job.kind, job.key)
-        rows[f"{job.kind}:{job.key}"] = {"pid": job.pid, "kind": job.kind, **who.to_dict()}
+        rows[f"{job.kind}:{job.key}"] = {
+            "pid": job.pid,
+            "kind": job.kind,
+            "description": who.describe(),
+            **who.to_dict(),
+        }
     write_json_atomic(path, {"note": NOTE, "people": rows})
 
 
