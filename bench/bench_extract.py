@@ -55,14 +55,16 @@ def random_checkpoint(path: Path, size: str) -> Path:
     return path
 
 
-def timed(fn, repeats: int) -> tuple[list[float], np.ndarray]:
-    times, out = [], None
+def timed(fn, repeats: int) -> tuple[list[float], list[float], np.ndarray]:
+    """Wall seconds and process CPU seconds (all threads) per run, and the last output."""
+    times, cpu, out = [], [], None
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     assert out is not None
-    return times, out
+    return times, cpu, out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,11 +113,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"skip {model} {label}: {exc}", file=sys.stderr)
                 continue
             extract_features(emb, files[: args.batch_size], batch_size=args.batch_size)  # warm
-            times, feats = timed(
+            load = os.getloadavg()[0]
+            times, cpu, feats = timed(
                 lambda emb=emb: extract_features(emb, files, batch_size=args.batch_size),
                 args.repeats,
             )
             rates = [n / t for t in times]
+            cpu_rate = n / statistics.median(cpu)  # images per CPU-second: load-independent
             cos = None
             if reference is None:
                 reference = feats
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             prec = emb.info["precision"]
             rows.append(
                 f"| {model} | {label} ({prec}) | {statistics.median(rates):.1f} | "
-                f"{min(rates):.1f}-{max(rates):.1f} | "
+                f"{min(rates):.1f}-{max(rates):.1f} | {cpu_rate:.1f} | {load:.1f} | "
                 + (f"{cos[0]:.5f} / {cos[1]:.5f}" if cos else "-")
                 + " |"
             )
@@ -135,13 +139,18 @@ def main(argv: list[str] | None = None) -> int:
                     "config": label,
                     "precision": prec,
                     "rates": rates,
+                    "cpu_seconds": cpu,
+                    "load_before": load,
                     "cosine_min_mean": cos,
                     "device": emb.info["device"],
                 }
             )
             print(rows[-1], flush=True)
-    print("\n| model | precision | median img/s | range img/s | cosine vs fp32 min / mean |")
-    print("|---|---|---|---|---|")
+    print(
+        "\n| model | precision | median img/s | range img/s | img per CPU-s | load | "
+        "cosine vs fp32 min / mean |"
+    )
+    print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     if args.json:
         args.json.write_text(json.dumps(record, indent=2) + "\n")

@@ -160,17 +160,25 @@ def preprocess_reference(images: list[Image.Image]) -> torch.Tensor:
     return (x - 0.5) / 0.5
 
 
-def identity_image(pid: int, shot: int, size: tuple[int, int] = (64, 128)) -> Image.Image:
-    """A crop of identity `pid`: fixed clothing colours per pid, fresh noise and a small
-    brightness change per shot, so same-pid crops look alike but are not identical."""
-    colours = np.random.default_rng(pid).integers(0, 256, size=(3, 3))
+def identity_image(
+    pid: int, shot: int, size: tuple[int, int] = (64, 128), cam: int = 0
+) -> Image.Image:
+    """A crop of identity `pid` seen by camera `cam`: the background comes from the camera,
+    the clothing colours per pid from a small palette (so identities collide and retrieval
+    is not trivial), with fresh noise, brightness and a small shift per shot."""
+    palette = np.array([[200, 40, 40], [40, 60, 180], [190, 190, 190]])
+    pick = np.random.default_rng(pid).integers(0, len(palette), size=2)
+    colours = np.concatenate(
+        [np.random.default_rng(1000 + cam).integers(60, 200, (1, 3)), palette[pick]]
+    ) + np.random.default_rng(pid).normal(0, 15, (3, 3))
     rng = np.random.default_rng(10_000 * pid + shot)
     w, h = size
+    dy, dx = rng.integers(-h // 16, h // 16 + 1), rng.integers(-w // 10, w // 10 + 1)
     a = np.empty((h, w, 3), dtype=np.float64)
     a[:] = colours[0]
-    a[h // 8 : h // 2, w // 5 : 4 * w // 5] = colours[1]
-    a[h // 2 :, w // 4 : 3 * w // 4] = colours[2]
-    a = a * rng.uniform(0.85, 1.15) + rng.normal(0, 10, a.shape)
+    a[max(0, h // 8 + dy) : h // 2 + dy, max(0, w // 5 + dx) : 4 * w // 5 + dx] = colours[1]
+    a[h // 2 + dy :, max(0, w // 4 + dx) : 3 * w // 4 + dx] = colours[2]
+    a = a * rng.uniform(0.7, 1.3) + rng.normal(0, 25, a.shape)
     return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
 
 
@@ -188,16 +196,18 @@ def market_tree(root: Path, test_ids: int = 6, cameras: int = 3, train_ids: int 
         for cam in range(1, cameras + 1):
             if cam <= 2:
                 shot += 1
-                identity_image(pid, shot).save(root / "query" / name(pid, cam, shot), quality=92)
+                identity_image(pid, shot, cam=cam).save(
+                    root / "query" / name(pid, cam, shot), quality=92
+                )
             for _ in range(2):
                 shot += 1
-                identity_image(pid, shot).save(
+                identity_image(pid, shot, cam=cam).save(
                     root / "bounding_box_test" / name(pid, cam, shot), quality=92
                 )
     for pid in range(test_ids + 1, test_ids + train_ids + 1):
         for cam in (1, 2):
             shot += 1
-            identity_image(pid, shot).save(
+            identity_image(pid, shot, cam=cam).save(
                 root / "bounding_box_train" / name(pid, cam, shot), quality=92
             )
     return root
