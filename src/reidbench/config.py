@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from reidbench.errors import UserError
 
@@ -92,6 +92,31 @@ class LVLMSystemConfig(_Strict):
 
 SystemConfig = Annotated[ReIDSystemConfig | LVLMSystemConfig, Field(discriminator="type")]
 
+# Fractions of pairs sent to the LVLM at which a cascade curve is drawn.
+CASCADE_FRACTIONS = tuple(round(i / 20, 2) for i in range(21))
+
+
+class FusionConfig(_Strict):
+    """`[fusion]`: logistic score fusion of two or more systems of the run (docs/fusion.md)."""
+
+    systems: list[str] = Field(min_length=2)
+    method: Literal["logistic"] = "logistic"
+    name: str | None = None  # default "logistic(A+B)"
+    cv_folds: int = Field(5, ge=2)
+    cs: int | list[float] = 10  # LogisticRegressionCV Cs: a grid size or explicit C values
+
+
+class CascadeConfig(_Strict):
+    """`[cascade]`: ReID decides outside an uncertainty band, the LVLM inside (docs/fusion.md)."""
+
+    reid: str
+    lvlm: str
+    fraction: float | None = Field(None, ge=0, le=1)  # share of pairs the band sends to the LVLM
+    budget_usd_per_1k: float | None = Field(None, ge=0)  # LVLM spend cap per 1,000 pairs
+    live: bool = False  # ask the LVLM only for the pairs in the band
+    fractions: list[float] = Field(default_factory=lambda: list(CASCADE_FRACTIONS))
+    name: str | None = None  # default "cascade(REID>LVLM)"
+
 
 class ExperimentConfig(_Strict):
     name: str | None = None
@@ -101,29 +126,113 @@ class ExperimentConfig(_Strict):
     retrieval: bool = False  # also report retrieval metrics for embedder systems
     bootstrap: int = Field(1000, ge=0)
     seed: int = 0
-    fusion: dict[str, Any] | None = None  # filled in by the fusion stage
-    cascade: dict[str, Any] | None = None
+    fusion: FusionConfig | None = None
+    cascade: CascadeConfig | None = None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found; pass a .toml config")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc}); fix the syntax") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the config ({exc})") from exc
+
+
+def _config_error(path: Path, exc: ValidationError) -> UserError:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return UserError(
+        f"{path}: {where}: {first['msg']} ({exc.error_count()} problem(s)); fix the config"
+    )
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
     """Read and validate a TOML config. Relative paths are relative to the working directory."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: config file not found; pass a .toml experiment config")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML ({exc}); fix the syntax") from exc
+    data = _read_toml(path)
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UserError(
-            f"{path}: {where}: {first['msg']} ({exc.error_count()} problem(s)); fix the config"
-        ) from exc
+        raise _config_error(path, exc) from exc
     names = [s.name for s in cfg.systems]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UserError(f"{path}: duplicate system names {dupes}; give each system its own name")
+    check_fusion_references(cfg, str(path))
     return cfg
+
+
+def check_fusion_references(cfg: ExperimentConfig, where: str = "config") -> None:
+    """`[fusion]` and `[cascade]` must name systems of the run, of the right kinds."""
+    kinds = {s.name: s.type for s in cfg.systems}
+    if cfg.fusion is not None:
+        unknown = [n for n in cfg.fusion.systems if n not in kinds]
+        if unknown:
+            raise UserError(
+                f"{where}: fusion.systems names {unknown}, which are not systems of this run "
+                f"({sorted(kinds)}); use the systems' names"
+            )
+        if len(set(cfg.fusion.systems)) != len(cfg.fusion.systems):
+            raise UserError(f"{where}: fusion.systems lists a system twice; list each once")
+    c = cfg.cascade
+    if c is not None:
+        if kinds.get(c.reid) != "reid":
+            raise UserError(
+                f"{where}: cascade.reid = {c.reid!r} is not a reid system of this run; "
+                f"name one of {sorted(n for n, k in kinds.items() if k == 'reid')}"
+            )
+        if kinds.get(c.lvlm) != "lvlm":
+            raise UserError(
+                f"{where}: cascade.lvlm = {c.lvlm!r} is not an lvlm system of this run; "
+                f"name one of {sorted(n for n, k in kinds.items() if k == 'lvlm')}"
+            )
+        if c.live and c.fraction is None and c.budget_usd_per_1k is None:
+            raise UserError(
+                f"{where}: a live cascade needs cascade.fraction (share of pairs sent to the "
+                "LVLM) or cascade.budget_usd_per_1k; set one"
+            )
+        if any(not 0.0 <= f <= 1.0 for f in c.fractions) or not c.fractions:
+            raise UserError(f"{where}: cascade.fractions must be values in [0, 1]; fix the list")
+
+
+class RerankSettings(_Strict):
+    """`[rerank]` of `reidbench rerank CONFIG` (docs/fusion.md)."""
+
+    top_k: int = Field(10, ge=1)
+    queries: int | Literal["all"] = 50  # size of the seeded query subset, or "all"
+    method: Literal["fuse", "confirm"] = "fuse"
+    alpha: float = Field(0.5, ge=0, le=1)  # weight of the LVLM score in "fuse"
+    seed: int = 0
+    max_rank: int = Field(50, ge=1)
+
+
+def _with_type(kind: str) -> Any:
+    def fill(data: Any) -> Any:
+        if isinstance(data, dict) and "type" not in data:
+            return {**data, "type": kind}
+        return data
+
+    return fill
+
+
+class RerankConfig(_Strict):
+    """`reidbench rerank CONFIG.toml`: `[dataset]`, `[reid]`, `[lvlm]`, `[rerank]`."""
+
+    name: str | None = None
+    dataset: DatasetConfig
+    reid: Annotated[ReIDSystemConfig, BeforeValidator(_with_type("reid"))]
+    lvlm: Annotated[LVLMSystemConfig, BeforeValidator(_with_type("lvlm"))]
+    rerank: RerankSettings = RerankSettings()
+
+
+def load_rerank_config(path: str | Path) -> RerankConfig:
+    """Read and validate a `reidbench rerank` TOML config."""
+    path = Path(path)
+    data = _read_toml(path)
+    try:
+        return RerankConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(path, exc) from exc

@@ -1,9 +1,152 @@
-"""Commands: (filled in by the stage that owns them)."""
+"""Commands: `reidbench fuse DIR --systems A,B [--method ...]` and `reidbench rerank CONFIG`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from reidbench.cli.common import console, err_console
+from reidbench.errors import UserError
+
+
+def _log(message: str) -> None:
+    err_console.print(message, markup=False, highlight=False)
+
+
+def _progress(unit: str):
+    from reidbench.progress import RichProgress
+
+    return RichProgress(unit=unit, console=err_console)
+
+
+def _systems(value: str) -> list[str]:
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    if len(names) < 2:
+        raise UserError(
+            f"--systems {value!r}: name at least two systems of the run, comma-separated "
+            "(e.g. --systems handcrafted,efficientnet-lite0)"
+        )
+    return names
+
+
+def _fractions(value: str | None) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        out = [float(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        out = []
+    if not out or any(not 0.0 <= f <= 1.0 for f in out):
+        raise UserError(
+            f"--fractions {value!r}: give comma-separated fractions in [0, 1], e.g. 0,0.1,0.2"
+        )
+    return out
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("fuse")
+    def fuse(
+        run_dir: Annotated[Path, typer.Argument(help="A run directory made by `reidbench run`.")],
+        systems: Annotated[
+            str,
+            typer.Option(
+                "--systems",
+                "-s",
+                help="Systems to fuse, comma-separated. cascade: REID,LVLM.",
+                show_default=False,
+            ),
+        ],
+        method: Annotated[
+            str, typer.Option("--method", "-m", help="logistic or cascade.")
+        ] = "logistic",
+        name: Annotated[
+            str | None,
+            typer.Option("--name", help="Name of the fused system (default: from the method)."),
+        ] = None,
+        cv_folds: Annotated[
+            int, typer.Option("--cv-folds", min=2, help="logistic: cross-validation folds.")
+        ] = 5,
+        fraction: Annotated[
+            float | None,
+            typer.Option(
+                "--fraction", min=0.0, max=1.0, help="cascade: share of pairs sent to the LVLM."
+            ),
+        ] = None,
+        budget: Annotated[
+            float | None,
+            typer.Option(
+                "--budget-usd-per-1k",
+                min=0.0,
+                help="cascade: pick the best operating point costing at most this (USD per "
+                "1,000 pairs).",
+            ),
+        ] = None,
+        fractions: Annotated[
+            str | None,
+            typer.Option("--fractions", help="cascade: curve grid (default 0,0.05,...,1)."),
+        ] = None,
+    ) -> None:
+        """Fuse systems of a run (fit on calibration pairs, report on held-out pairs), then
+        re-write metrics.json and report.html."""
+        from reidbench.config import CASCADE_FRACTIONS
+        from reidbench.experiment import write_run_outputs
+        from reidbench.fusion.records import fuse_run
+
+        if method not in ("logistic", "cascade"):
+            raise UserError(f"--method {method!r}: use logistic or cascade")
+        names = _systems(systems)
+        if method == "logistic" and (fraction is not None or budget is not None or fractions):
+            raise UserError(
+                "--fraction, --budget-usd-per-1k and --fractions apply to --method cascade only"
+            )
+        if not (run_dir / "scores.parquet").is_file():
+            raise UserError(
+                f"{run_dir}: no scores.parquet here; pass a run directory made by `reidbench run`"
+            )
+        fuse_run(
+            run_dir,
+            names,
+            method=method,
+            name=name,
+            cv_folds=cv_folds,
+            fraction=fraction,
+            budget_usd_per_1k=budget,
+            fractions=_fractions(fractions) or CASCADE_FRACTIONS,
+            log=_log,
+        )
+        summary = write_run_outputs(run_dir, log=_log)
+        console.print()
+        console.print(summary, markup=False, highlight=False, soft_wrap=True)
+
+    @app.command("rerank")
+    def rerank(
+        config: Annotated[
+            Path,
+            typer.Argument(
+                help="Re-ranking config (.toml) with tables dataset, reid, lvlm and rerank."
+            ),
+        ],
+        out: Annotated[
+            Path | None,
+            typer.Option("--out", "-o", help="Output folder (default: runs/<config name>)."),
+        ] = None,
+    ) -> None:
+        """Re-order a ReID model's top-k retrieval lists with LVLM judgements; CMC, mAP and
+        mINP before and after. Re-running the same command resumes (nothing is paid twice)."""
+        from reidbench.config import load_rerank_config
+        from reidbench.fusion.rerank_run import rerank_markdown, run_rerank
+
+        cfg = load_rerank_config(config)
+        out = out or Path("runs") / (cfg.name or config.stem)
+        try:
+            result = run_rerank(cfg, out, progress=_progress, log=_log)
+        except KeyboardInterrupt:
+            err_console.print(
+                f"interrupted: answers so far are saved; run the same command to resume ({out})"
+            )
+            raise typer.Exit(130) from None
+        console.print()
+        console.print(rerank_markdown(result), markup=False, highlight=False, soft_wrap=True)
+        _log(f"wrote {out / 'rerank.json'}")

@@ -140,7 +140,10 @@ class _Rows:
 
 def _read_scores(run_dir: Path, pairs: _Pairs) -> dict[str, _Rows]:
     path = run_dir / "scores.parquet"
-    table = read_table(path, schema=SCORES_SCHEMA)
+    return _rows_by_system(read_table(path, schema=SCORES_SCHEMA), pairs, path)
+
+
+def _rows_by_system(table: pa.Table, pairs: _Pairs, path: Path) -> dict[str, _Rows]:
     systems = _np(table, "system", "str")
     status = _np(table, "status", "str")
     order = _np(table, "order", "str")
@@ -656,15 +659,27 @@ def compute_metrics(
     empty = _empty_rows()
     try:
         for name, entry in entries.items():
-            block, view, ex = _system(
-                name, entry, scores.get(name, empty), pairs, calib, triplets, n_boot, seed, level
-            )
+            rows = scores.get(name, empty)
+            if isinstance(entry.get("asked"), dict):  # a live cascade asked this LVLM a subset
+                keep = np.isin(pairs.pair_id, rows.pair_id)
+                args = (name, entry, rows, pairs, calib, triplets, n_boot, seed, level)
+                block, view, ex = _system_on(keep, *args)
+                block["evaluated_on"] = "pairs asked: " + str(entry["asked"].get("rule", ""))
+            else:
+                block, view, ex = _system(
+                    name, entry, rows, pairs, calib, triplets, n_boot, seed, level
+                )
             if name in retrieval:
                 block["retrieval"] = retrieval[name]
             systems[name] = block
             views.append(view)
             examples[name] = ex
             prog.advance(1)
+        fused = _fused_systems(run_dir, pairs, calib, triplets, n_boot, seed, level, views)
+        for name, block, view, ex in fused["systems"]:
+            systems[name] = block
+            views.append(view)
+            examples[name] = ex
         comparisons = _comparisons(views, pairs.label, n_boot, seed, level)
         prog.advance(len(comparisons))
     finally:
@@ -697,7 +712,178 @@ def compute_metrics(
     other = {k: v for k, v in retrieval.items() if k not in systems}
     if other:
         out["retrieval_other"] = other
+    for key in ("fusion", "cascade", "fusion_skipped"):
+        if fused[key]:
+            out[key] = _clean(fused[key])
+    rerank = run_dir / "rerank.json"
+    if rerank.is_file():
+        out["rerank"] = _clean(_read_json(rerank, "rerank.json"))
     return out
+
+
+# --- fused systems and subsets (records written by reidbench.fusion; docs/fusion.md) ---------
+
+
+def _subset_pairs(pairs: _Pairs, keep: np.ndarray) -> _Pairs:
+    ids = pairs.pair_id[keep]
+    return _Pairs(
+        pair_id=ids,
+        label=pairs.label[keep],
+        path_a=pairs.path_a[keep],
+        path_b=pairs.path_b[keep],
+        meta=pairs.meta,
+        sorter=np.argsort(ids, kind="stable"),
+    )
+
+
+def _expand_view(view: _View, keep: np.ndarray, n: int) -> _View:
+    """A subset's view laid over all pairs: pairs outside the subset are not answered."""
+
+    def full(values: np.ndarray, fill: Any) -> np.ndarray:
+        out = np.full(n, fill, dtype=values.dtype)
+        out[keep] = values
+        return out
+
+    return _View(
+        view.name,
+        view.kind,
+        view.scale,
+        full(view.score, np.nan),
+        full(view.stated_same, False),
+        full(view.status, "not_evaluated"),
+        full(view.answered, False),
+        view.threshold,
+        None if view.pred is None else full(view.pred, False),
+    )
+
+
+def _take_view(view: _View, mask: np.ndarray) -> _View:
+    return _View(
+        view.name,
+        view.kind,
+        view.scale,
+        view.score[mask],
+        view.stated_same[mask],
+        view.status[mask],
+        view.answered[mask],
+        view.threshold,
+        None if view.pred is None else view.pred[mask],
+    )
+
+
+SUBSET_TUNED_NOTE = (
+    "not applicable: this system is evaluated on a subset of held-out pairs only; its "
+    "threshold was already chosen on calibration half A"
+)
+
+
+def _system_on(keep: np.ndarray, name, entry, rows, pairs, calib, triplets, n_boot, seed, level):
+    """`_system` over the pairs in `keep` only; the view comes back laid over all pairs."""
+    sub = _subset_pairs(pairs, keep)
+    rows = rows.take(np.isin(rows.pair_id, sub.pair_id))
+    rows.row = sub.rows_of(rows.pair_id, name)
+    block, view, ex = _system(name, entry, rows, sub, calib[keep], triplets, n_boot, seed, level)
+    block["tuned_halves"]["note"] = SUBSET_TUNED_NOTE
+    return block, _expand_view(view, keep, pairs.n), ex
+
+
+def _fused_systems(run_dir, pairs, calib, triplets, n_boot, seed, level, views) -> dict:
+    from reidbench.fusion.records import load_records  # the fusion stage builds on metrics
+
+    out: dict[str, Any] = {"systems": [], "fusion": {}, "cascade": {}, "fusion_skipped": []}
+    records, out["fusion_skipped"] = load_records(run_dir, seed=seed)
+    by_name = {v.name: v for v in views}
+    for record, table in records:
+        name = str(record["name"])
+        if name in by_name:
+            out["fusion_skipped"].append(
+                {"name": name, "reason": "a system of the run has the same name"}
+            )
+            continue
+        rows = _rows_by_system(table, pairs, run_dir / str(record.get("rows_file")))
+        rows = rows.get(name, _empty_rows())
+        keep = np.isin(pairs.pair_id, rows.pair_id)
+        entry = record["entry"]
+        args = (name, entry, rows, pairs, calib, triplets, n_boot, seed, level)
+        block, view, ex = _system_on(keep, *args)
+        block["evaluated_on"] = "held-out"
+        block["threshold_source"] = "fusion"
+        block["threshold_calibration"] = {
+            "calibration_pairs": record["split"]["n_calibration"],
+            "calibration_f1": record["logistic"]["threshold"]["calibration_f1"]
+            if record["method"] == "logistic"
+            else (record["cascade"]["operating_point"].get("calibration") or {}).get("f1"),
+        }
+        block["threshold_note"] = (
+            "fused probability >= threshold; threshold chosen by best F1 on calibration half A"
+            if record["method"] == "logistic"
+            else "cascade decision: score >= 0.5 (ReID decision outside the band, LVLM inside)"
+        )
+        out["systems"].append((name, block, view, ex))
+        summary = {k: block.get(k) for k in (*METRIC_NAMES, "n_answered", "threshold")}
+        summary["ci"] = block["ci"]["intervals"]
+        common = {
+            "name": name,
+            "method": record["method"],
+            "systems": record["systems"],
+            "evaluated_on": "held-out",
+            "split": record["split"],
+            "created": record.get("created"),
+            "file": record.get("rows_file"),
+            "fused": summary,
+        }
+        if record["method"] == "logistic":
+            versus = _versus_singles(
+                view, record["systems"], by_name, pairs.label, n_boot, seed, level
+            )
+            out["fusion"][name] = {**common, **versus, "model": record["logistic"]}
+        else:
+            out["cascade"][name] = {**common, **record["cascade"]}
+    return out
+
+
+def _versus_singles(fused: _View, names, by_name, y, n_boot, seed, level) -> dict[str, Any]:
+    """Each fused system alone on the same held-out pairs, and the fused one vs the best."""
+    held = fused.answered
+    singles: dict[str, Any] = {}
+    for s in names:
+        v = by_name[s]
+        m = held & v.answered
+        pred = v.pred[m] if v.pred is not None else None
+        block = _block(y[m], v.score[m], pred)
+        block.update(
+            n_pairs=int(held.sum()),
+            n_answered=int(m.sum()),
+            coverage=float(m.sum() / held.sum()) if held.any() else None,
+            threshold=v.threshold,
+            ci=bootstrap_ci(y[m], v.score[m], pred, n_boot, seed, level=level)["intervals"],
+        )
+        faw = _failures_as_wrong(_take_view(v, held), y[held], n_boot, seed, level)
+        block["failures_as_wrong"] = {
+            k: faw.get(k) for k in (*METRIC_NAMES, "coverage", "n_failed", "rule")
+        }
+        singles[s] = block
+    ranked = sorted(names, key=lambda s: -1.0 if singles[s]["auc"] is None else singles[s]["auc"])
+    best = ranked[-1]
+    b = by_name[best]
+    m = held & b.answered & np.isfinite(b.score)
+    versus: dict[str, Any] = {"a": fused.name, "b": best, "null_reasons": {}}
+    if b.pred is None or fused.pred is None:
+        versus["mcnemar"] = None
+        versus["null_reasons"]["mcnemar"] = "a system has no decision threshold"
+    else:
+        versus["mcnemar"] = mcnemar(fused.pred[m] == (y[m] == 1), b.pred[m] == (y[m] == 1))
+    versus["auc_diff"] = paired_bootstrap_auc(
+        y[m], fused.score[m], b.score[m], n_boot, seed, level
+    )
+    versus["pairs"] = "held-out pairs the best single system answered with a score"
+    return {
+        "singles": singles,
+        "best_single": best,
+        "best_single_rule": "the fused system with the highest AUC on the held-out pairs it "
+        "answered (chosen on held-out: favours the single system, so the test is conservative)",
+        "vs_best": versus,
+    }
 
 
 def _empty_rows() -> _Rows:

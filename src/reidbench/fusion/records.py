@@ -1,0 +1,366 @@
+"""Fusion records in the run directory: `fusion/<name>.json` (method, fitted parameters, split)
+and `fusion/<name>.parquet` (the fused system's rows for held-out pairs, `SCORES_SCHEMA`).
+
+The JSON is written after the rows, so a record exists only once it is complete. The
+metrics stage reads these files back (`load_records`) and reports a fused system like any
+other; a record whose inputs changed since it was fitted (a system re-run, other pairs) is
+stale and is skipped with a reason instead of being reported against data it never saw.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from reidbench import __version__
+from reidbench.config import CASCADE_FRACTIONS
+from reidbench.errors import UserError
+from reidbench.files import write_json_atomic
+from reidbench.fusion.cascade import fuse_cascade
+from reidbench.fusion.logistic import fuse_logistic
+from reidbench.fusion.rundata import RunData, inputs_digest, read_run
+from reidbench.tables import SCORES_SCHEMA, read_table, write_table
+
+FORMAT = "reidbench.fusion/1"
+SPLIT_RULE = (
+    "reidbench.metrics.splits.calibration_mask(pair_id, label, seed): per label, pairs "
+    "ordered by a keyed hash of (pair_id, seed) alternate between half A (calibration: "
+    "fitting, thresholds, bands) and half B (held out: every reported number)"
+)
+
+
+def fusion_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "fusion"
+
+
+def _stem(name: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
+    return f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def record_paths(run_dir: str | Path, name: str) -> tuple[Path, Path]:
+    stem = _stem(name)
+    return fusion_dir(run_dir) / f"{stem}.json", fusion_dir(run_dir) / f"{stem}.parquet"
+
+
+def default_name(method: str, systems: list[str]) -> str:
+    if method == "cascade":
+        return f"cascade({systems[0]}>{systems[1]})"
+    return f"{method}({'+'.join(systems)})"
+
+
+def _split(data: RunData, calib: np.ndarray) -> dict[str, Any]:
+    y = data.label
+    return {
+        "seed": data.seed,
+        "rule": SPLIT_RULE,
+        "n_calibration": int(calib.sum()),
+        "n_held_out": int((~calib).sum()),
+        "n_calibration_same": int(y[calib].sum()),
+        "n_held_out_same": int(y[~calib].sum()),
+    }
+
+
+def _rows(
+    name: str,
+    pair_ids: np.ndarray,
+    score: np.ndarray,
+    same: np.ndarray,
+    cost: np.ndarray,
+    tokens_in: np.ndarray,
+    tokens_out: np.ndarray,
+    reasons: list[str | None],
+) -> pa.Table:
+    n = int(pair_ids.size)
+    return pa.table(
+        {
+            "pair_id": pa.array(pair_ids, pa.int64()),
+            "system": pa.array([name] * n, pa.string()),
+            "score": pa.array(score, pa.float64()),
+            "decision": pa.array(np.where(same, "same", "different").tolist(), pa.string()),
+            "status": pa.array(["ok"] * n, pa.string()),
+            "latency_s": pa.nulls(n, pa.float64()),
+            "tokens_in": pa.array(tokens_in, pa.int64()),
+            "tokens_out": pa.array(tokens_out, pa.int64()),
+            # The fusion itself makes no call: its cost is what its inputs' answers cost.
+            "cost_usd": pa.array(cost, pa.float64()),
+            "raw": pa.array([""] * n, pa.string()),
+            "order": pa.array(["ab"] * n, pa.string()),
+            "repeat": pa.array(np.zeros(n, np.int64)),
+            "reasons": pa.array(reasons, pa.string()),
+            "error": pa.nulls(n, pa.string()),
+            "cached": pa.array([True] * n, pa.bool_()),
+            "attempts": pa.array(np.zeros(n, np.int64)),
+        },
+        schema=SCORES_SCHEMA,
+    )
+
+
+def _check_name(data: RunData, name: str) -> None:
+    if name in data.systems:
+        raise UserError(
+            f"fusion name {name!r} is already a system of this run; pass another --name"
+        )
+
+
+def _pairs_hash(data: RunData) -> str | None:
+    return data.pairs_meta.get("content_hash")
+
+
+def fit_logistic_record(
+    data: RunData,
+    systems: list[str],
+    *,
+    name: str | None = None,
+    cv_folds: int = 5,
+    cs: int | list[float] = 10,
+    calib: np.ndarray | None = None,
+) -> tuple[dict[str, Any], pa.Table]:
+    """Fit the logistic fusion and return (record, held-out rows); nothing is written."""
+    name = name or default_name("logistic", systems)
+    _check_name(data, name)
+    fused = fuse_logistic(data, systems, calib=calib, cv_folds=cv_folds, cs=cs)
+    calib = fused.calib
+    held = np.flatnonzero(~calib)
+    views = [data.system(s) for s in systems]
+    cost = np.nansum(np.stack([np.where(v.has_row, v.cost, 0.0) for v in views]), axis=0)
+    t_in = np.sum(np.stack([v.tokens_in for v in views]), axis=0)
+    t_out = np.sum(np.stack([v.tokens_out for v in views]), axis=0)
+    failed = [",".join(v.name for v in views if not v.answered[i]) or None for i in range(data.n)]
+    reasons = [f"imputed for failed: {f}" if f else None for f in failed]
+    rows = _rows(
+        name,
+        data.pair_id[held],
+        fused.prob[held],
+        fused.prob[held] >= fused.threshold,
+        cost[held],
+        t_in[held],
+        t_out[held],
+        [reasons[i] for i in held],
+    )
+    record = {
+        "method": "logistic",
+        "systems": list(systems),
+        "split": _split(data, calib),
+        "logistic": fused.record(),
+        "threshold": fused.threshold,
+    }
+    return _finish(record, name, data, systems), rows
+
+
+def fit_cascade_record(
+    data: RunData,
+    reid: str,
+    lvlm: str,
+    *,
+    name: str | None = None,
+    fraction: float | None = None,
+    budget_usd_per_1k: float | None = None,
+    fractions: list[float] | tuple[float, ...] = CASCADE_FRACTIONS,
+    live: bool = False,
+    calib: np.ndarray | None = None,
+) -> tuple[dict[str, Any], pa.Table]:
+    """The cascade's curve and operating point, and the operating point's held-out rows."""
+    name = name or default_name("cascade", [reid, lvlm])
+    _check_name(data, name)
+    fused = fuse_cascade(
+        data,
+        reid,
+        lvlm,
+        fractions=list(fractions),
+        fraction=fraction,
+        budget_usd_per_1k=budget_usd_per_1k,
+        live=live,
+        calib=calib,
+    )
+    op = fused.operating
+    held = np.flatnonzero(~fused.calib)
+    lv = data.system(lvlm)
+
+    def why(i: int) -> str:
+        if op.lvlm_decided[i]:
+            return f"decided by {lvlm}"
+        if op.lvlm_failed[i]:
+            return f"decided by {reid}: {lvlm} failed ({lv.status[i]})"
+        if op.not_asked[i]:
+            return f"decided by {reid}: {lvlm} was not asked (budget)"
+        return f"decided by {reid} (outside the band)"
+
+    rows = _rows(
+        name,
+        data.pair_id[held],
+        op.score[held],
+        op.same[held],
+        op.cost[held],
+        op.tokens_in[held],
+        op.tokens_out[held],
+        [why(int(i)) for i in held],
+    )
+    body = fused.record_body
+    body["accounting"] = _accounting(lv, held)
+    record = {
+        "method": "cascade",
+        "systems": [reid, lvlm],
+        "split": _split(data, fused.calib),
+        "cascade": body,
+        "threshold": 0.5,
+    }
+    return _finish(record, name, data, [reid, lvlm]), rows
+
+
+def _accounting(lv, held: np.ndarray) -> dict[str, Any]:
+    """What the LVLM's answers on held-out pairs cost, and what this run paid for them."""
+    rows = lv.has_row[held]
+    fresh = rows & ~lv.cached[held]
+    billed = lv.cost[held][rows]
+    return {
+        "lvlm_rows_held_out": int(rows.sum()),
+        "lvlm_calls_this_run": int(lv.attempts[held][fresh].sum()),
+        "lvlm_usd_this_run": float(np.nansum(lv.cost[held][fresh])),
+        "lvlm_usd_answers": float(np.nansum(billed)),
+        "note": "calls = attempts (retries included) of rows not served from the response "
+        "cache; USD from each answer's tokens and the system's prices",
+    }
+
+
+def _finish(record: dict[str, Any], name: str, data: RunData, systems: list[str]) -> dict:
+    entry = {
+        "name": name,
+        "type": "fusion" if record["method"] == "logistic" else "cascade",
+        "method": record["method"],
+        "systems": systems,
+        "scale": 1.0,
+        "threshold": record.pop("threshold"),
+        "fingerprint": inputs_digest(data, systems),
+    }
+    return {
+        "format": FORMAT,
+        "name": name,
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "reidbench_version": __version__,
+        "inputs_digest": entry["fingerprint"],
+        "pairs_content_hash": _pairs_hash(data),
+        "entry": entry,
+        "evaluated_on": "held-out",
+        **record,
+    }
+
+
+def write_record(run_dir: str | Path, record: dict[str, Any], rows: pa.Table) -> dict[str, Any]:
+    """Write the rows, then the JSON (the record is complete once its JSON exists);
+    returns the record as written (with `rows_file`)."""
+    json_path, rows_path = record_paths(run_dir, record["name"])
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    write_table(rows_path, rows, {"fusion": record["name"], "inputs": record["inputs_digest"]})
+    record = {**record, "rows_file": f"fusion/{rows_path.name}"}
+    write_json_atomic(json_path, record)
+    return record
+
+
+def load_records(
+    run_dir: str | Path, *, seed: int | None = None
+) -> tuple[list[tuple[dict[str, Any], pa.Table]], list[dict[str, str]]]:
+    """Complete, current fusion records of a run: ([(record, rows)], [skipped with reason])."""
+    folder = fusion_dir(run_dir)
+    if not folder.is_dir():
+        return [], []
+    found, skipped = [], []
+    data: RunData | None = None
+    for path in sorted(folder.glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            skipped.append({"file": path.name, "reason": f"unreadable ({exc})"})
+            continue
+        if not isinstance(record, dict) or record.get("format") != FORMAT:
+            skipped.append({"file": path.name, "reason": "not a reidbench fusion record"})
+            continue
+        rows_path = Path(run_dir) / str(record.get("rows_file", ""))
+        if not rows_path.is_file():
+            skipped.append({"file": path.name, "reason": f"{rows_path.name} is missing"})
+            continue
+        if data is None:
+            data = read_run(run_dir, seed=seed)
+        systems = list(record.get("systems") or [])
+        if any(s not in data.systems for s in systems):
+            skipped.append({"file": path.name, "reason": "fuses systems this run no longer has"})
+            continue
+        if inputs_digest(data, systems) != record.get("inputs_digest"):
+            skipped.append(
+                {
+                    "file": path.name,
+                    "name": str(record.get("name")),
+                    "reason": "stale: its input systems or pairs changed since it was fitted; "
+                    "re-run `reidbench fuse`",
+                }
+            )
+            continue
+        found.append((record, read_table(rows_path, schema=SCORES_SCHEMA)))
+    return found, skipped
+
+
+Log = Callable[[str], None]
+
+
+def fuse_run(
+    run_dir: str | Path,
+    systems: list[str],
+    *,
+    method: str = "logistic",
+    name: str | None = None,
+    cv_folds: int = 5,
+    cs: int | list[float] = 10,
+    fraction: float | None = None,
+    budget_usd_per_1k: float | None = None,
+    fractions: list[float] | tuple[float, ...] = CASCADE_FRACTIONS,
+    live: bool = False,
+    log: Log = lambda _m: None,
+) -> dict[str, Any]:
+    """Fit a fusion on a run directory and write its record; returns the record."""
+    data = read_run(run_dir)
+    if method == "logistic":
+        record, rows = fit_logistic_record(data, systems, name=name, cv_folds=cv_folds, cs=cs)
+        lg = record["logistic"]
+        log(
+            f"{record['name']}: C={lg['model']['C']:.3g}, threshold "
+            f"{record['entry']['threshold']:.3f} (calibration F1 "
+            f"{lg['threshold']['calibration_f1']:.3f}), {rows.num_rows} held-out pairs"
+        )
+    elif method == "cascade":
+        if len(systems) != 2:
+            raise UserError(
+                f"--method cascade takes two systems, REID,LVLM (got {len(systems)}); "
+                "e.g. --systems personvit-b,gpt-4o"
+            )
+        record, rows = fit_cascade_record(
+            data,
+            systems[0],
+            systems[1],
+            name=name,
+            fraction=fraction,
+            budget_usd_per_1k=budget_usd_per_1k,
+            fractions=fractions,
+            live=live,
+        )
+        op = record["cascade"]["operating_point"]
+        log(
+            f"{record['name']}: operating point sends {op['n_sent']}/{op['n']} held-out pairs "
+            f"to {systems[1]} (F1 {_f(op['f1'])}, AUC {_f(op['auc'])}, "
+            f"USD/1k {_f(op['usd_per_1000_pairs'])})"
+        )
+    else:
+        raise UserError(f"unknown fusion method {method!r}; use logistic or cascade")
+    record = write_record(run_dir, record, rows)
+    log(f"wrote {record_paths(run_dir, record['name'])[0]}")
+    return record
+
+
+def _f(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"

@@ -1,0 +1,157 @@
+"""Test data for the fusion tests: hand-built run directories and a scripted LVLM oracle.
+
+TEST FIXTURES ONLY. The oracle tells the loopback fake server (tests/fake_llm_server.py)
+the identity behind each image it receives, so it can answer like a noisy judge that
+knows the truth. It is test data, never a product backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from reidbench.tables import PAIRS_SCHEMA, SCORES_SCHEMA, write_table
+
+ROW: dict[str, Any] = {
+    "score": None,
+    "decision": "unknown",
+    "status": "ok",
+    "latency_s": None,
+    "tokens_in": 0,
+    "tokens_out": 0,
+    "cost_usd": 0.0,
+    "raw": "",
+    "order": "ab",
+    "repeat": 0,
+    "reasons": None,
+    "error": None,
+    "cached": False,
+    "attempts": 0,
+}
+LVLM_COST = (1000 * 2.5 + 20 * 10.0) / 1e6  # one answer: 1000 tokens in, 20 out
+
+
+def pair_ids(n: int) -> np.ndarray:
+    return np.arange(n, dtype=np.int64) * 7 + 11  # unrelated to row numbers
+
+
+def write_run(
+    root: Path,
+    labels: np.ndarray,
+    systems: dict[str, dict[str, Any]],
+    *,
+    seed: int = 0,
+    bootstrap: int = 50,
+) -> Path:
+    """A run directory: `systems` maps name -> {"type", "score", optional "status",
+    "cost", "threshold", "has_row"} with arrays aligned to `labels`."""
+    root.mkdir(parents=True, exist_ok=True)
+    n = labels.size
+    ids = pair_ids(n)
+    pairs = pa.table(
+        {
+            "pair_id": ids,
+            "path_a": [f"query/{i:04d}_c1s1_000001_00.jpg" for i in range(n)],
+            "path_b": [f"bounding_box_test/{i:04d}_c2s1_000001_00.jpg" for i in range(n)],
+            "pid_a": np.arange(n),
+            "pid_b": np.where(labels == 1, np.arange(n), np.arange(n) + 5000),
+            "cam_a": np.ones(n, np.int64),
+            "cam_b": np.full(n, 2, np.int64),
+            "label": labels.astype(np.int8),
+        },
+        schema=PAIRS_SCHEMA,
+    )
+    write_table(root / "pairs.parquet", pairs, {"content_hash": "test", "seed": seed})
+    rows, entries = [], []
+    for name, spec in systems.items():
+        kind = spec["type"]
+        scale = 100.0 if kind == "lvlm" else 1.0
+        score = np.asarray(spec["score"], dtype=np.float64)
+        status = np.asarray(spec.get("status", ["ok"] * n), dtype=object)
+        cost = np.asarray(spec.get("cost", np.zeros(n)), dtype=np.float64)
+        has_row = np.asarray(spec.get("has_row", np.ones(n, bool)), dtype=bool)
+        thr = spec.get("threshold", 50.0 if kind == "lvlm" else None)
+        for i in np.flatnonzero(has_row):
+            ok = status[i] == "ok"
+            decision = "unknown"
+            if kind == "lvlm" and ok:
+                decision = "same" if score[i] >= (thr if thr is not None else 50) else "different"
+            rows.append(
+                {
+                    **ROW,
+                    "pair_id": int(ids[i]),
+                    "system": name,
+                    "score": float(score[i]) if ok else None,
+                    "decision": decision,
+                    "status": str(status[i]),
+                    "tokens_in": 1000 if kind == "lvlm" else 0,
+                    "tokens_out": 20 if kind == "lvlm" else 0,
+                    "cost_usd": float(cost[i]),
+                    "attempts": 1 if kind == "lvlm" else 0,
+                }
+            )
+        entries.append({"name": name, "type": kind, "scale": scale, "threshold": thr})
+    write_table(root / "scores.parquet", pa.Table.from_pylist(rows, schema=SCORES_SCHEMA))
+    manifest = {
+        "reidbench_version": "0.1.0",
+        "created": "2026-01-01T00:00:00Z",
+        "config": {"name": "fusion-test", "bootstrap": bootstrap, "seed": seed},
+        "dataset": {"dataset": "market1501", "root": "/data", "synthetic": True},
+        "pairs": {"content_hash": "test"},
+        "systems": entries,
+    }
+    (root / "run.json").write_text(json.dumps(manifest))
+    return root
+
+
+def two_embedders_and_lvlm(n: int = 400, seed: int = 0, refusals: float = 0.1):
+    """Labels and three systems with independent noise: two embedders and a failing LVLM."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.5).astype(np.int64)
+    emb_a = np.clip(0.70 + 0.08 * y + rng.normal(0, 0.06, n), 0, 1)
+    emb_b = np.clip(0.55 + 0.08 * y + rng.normal(0, 0.06, n), 0, 1)
+    lv = np.clip(np.round(50 + 36 * (y - 0.5) + rng.normal(0, 22, n)), 0, 100)
+    status = np.where(rng.random(n) < refusals, "refusal", "ok").astype(object)
+    systems = {
+        "emb-a": {"type": "reid", "score": emb_a},
+        "emb-b": {"type": "reid", "score": emb_b},
+        "judge": {
+            "type": "lvlm",
+            "score": lv,
+            "status": status,
+            "cost": np.full(n, LVLM_COST),
+        },
+    }
+    return y, systems
+
+
+# -- the scripted LVLM ------------------------------------------------------------------
+
+
+def image_identities(root: Path, paths: list[str], spec: Any) -> dict[str, int]:
+    """sha256 of the bytes a judge is sent for each image -> the pid in its file name."""
+    from reidbench.judges.images import prepare
+
+    out = {}
+    for rel in paths:
+        img = prepare(root / rel, root / rel, spec)[0]
+        out[img.sha256] = int(Path(rel).name.split("_")[0])
+    return out
+
+
+def oracle_score_fn(identities: dict[str, int], noise: int = 30):
+    """A judge that knows who is who: 80 for the same person, 20 otherwise, +- noise
+    (deterministic from the image bytes, so re-runs and tests can predict it)."""
+
+    def score(images: list[bytes]) -> int:
+        shas = [hashlib.sha256(b).hexdigest() for b in images]
+        same = identities.get(shas[0], -1) == identities.get(shas[1], -2)
+        jitter = int(hashlib.sha256(b"".join(images)).hexdigest()[:8], 16) % (2 * noise + 1)
+        return int(np.clip((80 if same else 20) + jitter - noise, 0, 100))
+
+    return score

@@ -1,0 +1,234 @@
+"""Logistic score fusion: fit on calibration only, failures explicit, reported like any system."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegressionCV
+from sklearn.metrics import f1_score, roc_auc_score
+
+from reidbench.errors import UserError
+from reidbench.fusion import fuse_logistic, fuse_run, load_records, read_run
+from reidbench.fusion import logistic as logistic_mod
+from reidbench.fusion.records import fit_logistic_record, record_paths
+from reidbench.metrics.run_metrics import compute_metrics
+from reidbench.metrics.splits import calibration_mask
+from reidbench.tables import read_table
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fusion_fixtures import pair_ids, two_embedders_and_lvlm, write_run
+
+NAME = "logistic(emb-a+emb-b+judge)"
+
+
+@pytest.fixture(scope="module")
+def fused_run(tmp_path_factory: pytest.TempPathFactory):
+    y, systems = two_embedders_and_lvlm()
+    root = write_run(tmp_path_factory.mktemp("run"), y, systems)
+    record = fuse_run(root, ["emb-a", "emb-b", "judge"])
+    return root, y, systems, record, compute_metrics(root)
+
+
+def test_fit_sees_calibration_rows_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    y, systems = two_embedders_and_lvlm(n=200)
+    data = read_run(write_run(tmp_path, y, systems))
+    calib = data.calibration()
+    seen = {}
+    real = logistic_mod.fit_logistic
+
+    def spy(x, labels, *a, **kw):
+        seen["x"], seen["y"] = x, labels
+        return real(x, labels, *a, **kw)
+
+    monkeypatch.setattr(logistic_mod, "fit_logistic", spy)
+    fused = fuse_logistic(data, ["emb-a", "judge"])
+    assert seen["y"].size == calib.sum()
+    np.testing.assert_array_equal(seen["y"], y[calib])
+    np.testing.assert_array_equal(seen["x"], fused.spec.matrix(data.systems)[calib])
+
+
+def test_held_out_labels_cannot_change_the_fusion(tmp_path: Path) -> None:
+    y, systems = two_embedders_and_lvlm(n=300)
+    data = read_run(write_run(tmp_path, y, systems))
+    calib = data.calibration()
+    first = fuse_logistic(data, ["emb-a", "emb-b", "judge"], calib=calib)
+    rng = np.random.default_rng(5)
+    data.label = data.label.copy()
+    data.label[~calib] = rng.integers(0, 2, int((~calib).sum()))  # garbage held-out labels
+    second = fuse_logistic(data, ["emb-a", "emb-b", "judge"], calib=calib)
+    assert first.record() == second.record()
+    np.testing.assert_array_equal(first.prob, second.prob)
+    assert first.threshold == second.threshold
+
+
+def test_failed_answers_are_imputed_and_flagged_not_dropped(fused_run) -> None:
+    root, y, systems, record, _ = fused_run
+    data = read_run(root)
+    calib = data.calibration()
+    feats = record["logistic"]["features"]
+    assert feats["names"] == ["score:emb-a", "score:emb-b", "score:judge", "failed:judge"]
+    refused = systems["judge"]["status"] != "ok"
+    expect = float(np.mean(systems["judge"]["score"][calib & ~refused] / 100.0))
+    assert feats["imputation"]["values"]["judge"] == pytest.approx(expect)
+    assert record["logistic"]["failed_pairs"]["judge"] == {
+        "calibration": int((calib & refused).sum()),
+        "held_out": int((~calib & refused).sum()),
+    }
+    rows = read_table(root / record["rows_file"])
+    assert rows.num_rows == int((~calib).sum())  # every held-out pair, refused ones included
+    np.testing.assert_array_equal(np.sort(rows["pair_id"].to_numpy()), pair_ids(y.size)[~calib])
+    reasons = dict(zip(rows["pair_id"].to_pylist(), rows["reasons"].to_pylist(), strict=True))
+    for pid in pair_ids(y.size)[~calib & refused]:
+        assert reasons[int(pid)] == "imputed for failed: judge"
+
+
+def test_record_holds_the_fitted_model_and_split(fused_run) -> None:
+    root, y, _, record, _ = fused_run
+    model = record["logistic"]["model"]
+    assert model["C"] in model["Cs"] and len(model["cv"]["mean_score_per_C"]) == len(model["Cs"])
+    assert model["cv"]["folds"] == 5 and model["cv"]["scoring"] == "neg_log_loss"
+    assert record["split"]["seed"] == 0
+    calib = calibration_mask(pair_ids(y.size), y, 0)
+    assert record["split"]["n_calibration"] == calib.sum()
+    assert record["split"]["n_held_out"] == (~calib).sum()
+    # The raw-scale coefficients reproduce the stored probabilities.
+    data = read_run(root)
+    x = logistic_mod.feature_spec(data.systems, ["emb-a", "emb-b", "judge"], calib).matrix(
+        data.systems
+    )
+    z = model["intercept"] + x @ np.asarray(model["coef"])
+    rows = read_table(root / record["rows_file"])
+    order = np.argsort(pair_ids(y.size)[~calib])
+    got = rows["score"].to_numpy()[np.argsort(np.argsort(rows["pair_id"].to_numpy()))]
+    np.testing.assert_allclose(got, (1 / (1 + np.exp(-z)))[~calib][order][np.argsort(order)])
+    # ... and they match scikit-learn's own fit on the calibration rows.
+    assert model["C"] == pytest.approx(float(_refit(x[calib], y[calib]).C_), rel=1e-12)
+    json_path, _ = record_paths(root, NAME)
+    assert json.loads(json_path.read_text())["entry"]["type"] == "fusion"
+
+
+def _refit(x, y):
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    lr = LogisticRegressionCV(
+        Cs=10,
+        l1_ratios=(0.0,),
+        cv=StratifiedKFold(5, shuffle=True, random_state=0),
+        scoring="neg_log_loss",
+        max_iter=1000,
+        use_legacy_attributes=False,
+    )
+    return lr.fit(StandardScaler().fit_transform(x), y)
+
+
+def test_fused_system_is_in_metrics_like_any_other(fused_run) -> None:
+    root, y, _, record, metrics = fused_run
+    fused = metrics["systems"][NAME]
+    plain = metrics["systems"]["emb-a"]
+    assert set(plain) <= set(fused)
+    assert fused["evaluated_on"] == "held-out" and fused["type"] == "fusion"
+    calib = calibration_mask(pair_ids(y.size), y, 0)
+    rows = read_table(root / record["rows_file"])
+    pid = rows["pair_id"].to_numpy()
+    held_y = dict(zip(pair_ids(y.size), y, strict=True))
+    yy = np.array([held_y[p] for p in pid])
+    s = rows["score"].to_numpy()
+    assert fused["n_pairs"] == (~calib).sum() == fused["n_answered"]
+    assert fused["auc"] == pytest.approx(roc_auc_score(yy, s))
+    assert fused["f1"] == pytest.approx(f1_score(yy, s >= record["entry"]["threshold"]))
+    assert fused["ci"]["intervals"]["auc"]["low"] <= fused["auc"] <= fused["ci"]["intervals"][
+        "auc"
+    ]["high"]
+    assert fused["failures"]["missing"] == 0
+    names = {(c["a"], c["b"]) for c in metrics["comparisons"]}
+    assert ("emb-a", NAME) in names and ("judge", NAME) in names
+
+
+def test_singles_and_paired_test_on_the_same_held_out_pairs(fused_run) -> None:
+    root, y, systems, record, metrics = fused_run
+    block = metrics["fusion"][NAME]
+    calib = calibration_mask(pair_ids(y.size), y, 0)
+    assert block["split"]["n_held_out"] == (~calib).sum()
+    assert block["model"]["features"]["names"][-1] == "failed:judge"
+    ok = systems["judge"]["status"] != "ok"
+    for name in ("emb-a", "emb-b", "judge"):
+        m = ~calib & (~ok if name == "judge" else np.ones(y.size, bool))
+        single = block["singles"][name]
+        assert single["n_answered"] == m.sum() and single["n_pairs"] == (~calib).sum()
+        assert single["auc"] == pytest.approx(roc_auc_score(y[m], systems[name]["score"][m]))
+    aucs = {n: block["singles"][n]["auc"] for n in block["singles"]}
+    assert block["best_single"] == max(aucs, key=aucs.get)
+    vs = block["vs_best"]
+    best = block["best_single"]
+    m = ~calib & (~ok if best == "judge" else np.ones(y.size, bool))
+    fused_scores = dict(
+        zip(
+            read_table(root / record["rows_file"])["pair_id"].to_pylist(),
+            read_table(root / record["rows_file"])["score"].to_pylist(),
+            strict=True,
+        )
+    )
+    fs = np.array([fused_scores[int(p)] for p in pair_ids(y.size)[m]])
+    assert vs["auc_diff"]["n"] == m.sum()
+    assert vs["auc_diff"]["diff"] == pytest.approx(
+        roc_auc_score(y[m], fs) - roc_auc_score(y[m], systems[best]["score"][m])
+    )
+    assert vs["mcnemar"]["n"] == m.sum()
+    # Two independent informative scores: the fusion beats the best one clearly.
+    assert vs["auc_diff"]["diff"] > 0.01 and vs["auc_diff"]["ci"]["low"] > 0
+
+
+def test_stale_record_is_skipped_not_reported(tmp_path: Path) -> None:
+    y, systems = two_embedders_and_lvlm(n=200)
+    root = write_run(tmp_path / "run", y, systems)
+    fuse_run(root, ["emb-a", "emb-b"])
+    assert len(load_records(root)[0]) == 1
+    systems["emb-b"]["score"] = systems["emb-b"]["score"][::-1].copy()  # a re-run system
+    write_run(root, y, systems)
+    found, skipped = load_records(root)
+    assert found == [] and "stale" in skipped[0]["reason"]
+    metrics = compute_metrics(root)
+    assert "logistic(emb-a+emb-b)" not in metrics["systems"]
+    assert "stale" in metrics["fusion_skipped"][0]["reason"]
+
+
+def test_user_errors(tmp_path: Path) -> None:
+    y, systems = two_embedders_and_lvlm(n=40)
+    root = write_run(tmp_path, y, systems)
+    data = read_run(root)
+    with pytest.raises(UserError, match="no system named 'nope'"):
+        fit_logistic_record(data, ["emb-a", "nope"])
+    with pytest.raises(UserError, match="at least two"):
+        fuse_logistic(data, ["emb-a"])
+    with pytest.raises(UserError, match="already a system"):
+        fit_logistic_record(data, ["emb-a", "emb-b"], name="judge")
+    with pytest.raises(UserError, match="cross-validation needs at least 30"):
+        fit_logistic_record(data, ["emb-a", "emb-b"], cv_folds=30)
+
+
+def test_fuse_cli_writes_records_metrics_and_errors(tmp_path: Path, run_cli) -> None:
+    y, systems = two_embedders_and_lvlm(n=120)
+    root = write_run(tmp_path / "run", y, systems)
+    res = run_cli("fuse", root, "--systems", "emb-a,emb-b", "--name", "both")
+    assert res.code == 0, res.err
+    metrics = json.loads((root / "metrics.json").read_text())
+    assert "both" in metrics["systems"] and "both" in metrics["fusion"]
+    assert (root / "report.html").is_file()
+    for args, needle in [
+        (("--systems", "emb-a"), "at least two systems"),
+        (("--systems", "emb-a,zzz"), "no system named 'zzz'"),
+        (("--systems", "emb-a,emb-b", "--method", "mean"), "use logistic or cascade"),
+        (("--systems", "emb-a,emb-b", "--fraction", "0.2"), "cascade only"),
+        (("--systems", "emb-a,emb-b,judge", "--method", "cascade"), "two systems"),
+    ]:
+        res = run_cli("fuse", root, *args)
+        assert res.code == 2, (args, res.err)
+        assert res.err.startswith("error: ") and needle in res.err
+        assert res.err.count("\n") == 1
+    res = run_cli("fuse", tmp_path / "nothing", "--systems", "a,b")
+    assert res.code == 2 and "no scores.parquet" in res.err
