@@ -18,7 +18,7 @@ torchreid's Cython evaluator is timed too when it can be imported: either
 `torchreid` with its compiled `rank_cy`, or a directory holding a `rank_cy`
 module built from torchreid's rank_cy.pyx, passed as --torchreid-cython DIR.
 Memory figures come from a fresh child process per measurement (peak RSS,
-ru_maxrss, minus the RSS once the inputs exist).
+VmHWM, minus the RSS once the inputs exist).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -172,13 +171,21 @@ def timed(fn, repeat: int):
     }
 
 
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def rss_mib() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return _status_mib("VmRSS")
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: after fork+exec, ru_maxrss still counts the parent's RSS.
+    return _status_mib("VmHWM")
 
 
 def bench_metrics(args) -> dict:

@@ -93,10 +93,15 @@ def test_equals_reference_with_heavy_ties(problem):
 
 
 @settings(max_examples=100, deadline=None)
-@given(problems(max_q=6, max_g=40, max_value=1000), st.sampled_from(["f32", "f64", "int"]))
+@given(problems(max_q=6, max_g=40, max_value=1000), st.sampled_from(["f32", "f64", "f16", "int"]))
 def test_equals_reference_any_dtype(problem, kind):
     dist, *rest = problem
-    dist = {"f32": dist, "f64": dist.astype(np.float64) / 7, "int": dist.astype(np.int32)}[kind]
+    dist = {
+        "f32": dist,
+        "f64": dist.astype(np.float64) / 7,
+        "f16": dist.astype(np.float16),
+        "int": dist.astype(np.int32) - 500,
+    }[kind]
     assert_matches_reference(dist, *rest)
 
 
@@ -167,6 +172,18 @@ def test_medium_sizes_all_code_paths(monkeypatch, sigma):
     dist, qp, gp, qc, gc = _clustered(sigma=sigma, seed=3, num_q=150, num_g=700)
     assert_matches_reference(dist, qp, gp, qc, gc)
     assert_matches_reference(dist.astype(np.float64), qp, gp, qc, gc)
+
+
+def test_medium_heavy_ties_exact_path(monkeypatch):
+    # Integer distances: most true matches tie with other items, so their ranks
+    # come from the raw rows, here one positive at a time.
+    monkeypatch.setattr(retrieval, "_EXACT_ELEMENTS", 1)
+    monkeypatch.setattr(retrieval, "_UNIT_ELEMENTS", 4096)
+    rng = np.random.default_rng(8)
+    dist = rng.integers(0, 20, (80, 500)).astype(np.float32)
+    pids = rng.integers(0, 12, 80), rng.integers(-1, 12, 500)
+    cams = rng.integers(0, 3, 80), rng.integers(0, 3, 500)
+    assert_matches_reference(dist, pids[0], pids[1], cams[0], cams[1])
 
 
 def test_uniform_random_matrix():

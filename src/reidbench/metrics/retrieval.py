@@ -37,6 +37,8 @@ Metric = Literal["cosine", "euclidean"]
 _UNIT_ELEMENTS = 1 << 19
 # Same-pid items handled in one vectorised group (bounds their flat arrays).
 _GROUP_ITEMS = 1 << 22
+# Elements of the (tied positives x gallery) masks built at once for exact ranks.
+_EXACT_ELEMENTS = 1 << 22
 # Below this fraction of candidate items, pack and sort only the candidates
 # (measured crossover with sorting whole rows: bench/bench_retrieval.py).
 _SPARSE_FRACTION = 0.04
@@ -216,8 +218,12 @@ def _as_distmat(distmat: Any) -> np.ndarray:
     if dist.dtype not in (np.float32, np.float64):
         if not (np.issubdtype(dist.dtype, np.number) or dist.dtype == np.bool_):
             raise UserError(f"distance matrix must be numeric, got dtype {dist.dtype}")
-        # float64 holds every int32 and float16 value exactly, so the order is unchanged.
-        dist = dist.astype(np.float64)
+        if np.issubdtype(dist.dtype, np.complexfloating):
+            raise UserError(f"distance matrix must be real, got dtype {dist.dtype}")
+        # Exact conversions, so the order is unchanged: float16/int8/int16/bool fit
+        # float32; float64 holds every int32 (and int64 below 2**53).
+        small = dist.dtype.itemsize <= 2 and dist.dtype.kind in "fiub"
+        dist = dist.astype(np.float32 if small else np.float64)
     if 0 in dist.shape:
         raise UserError(f"distance matrix is empty (shape {dist.shape}): no queries or no gallery")
     return dist
@@ -521,13 +527,17 @@ def _exact_ranks(
 ) -> None:
     """Ranks of flagged positives straight from the raw rows (outside ties, NaN)."""
     cols = np.arange(dist.shape[1])
+    step = max(1, _EXACT_ELEMENTS // dist.shape[1])  # bounds the (positives x gallery) masks
     for r in np.unique(xrow):
-        sel = xrow == r
-        xs, ps = x[sel][:, None], xidx[sel][:, None]
-        before = np.count_nonzero(_sorts_before(dist[r][None, :], cols[None, :], xs, ps), axis=1)
         jr = (row == r) & junk
-        junk_before = _sorts_before(d[jr][None, :], gidx[jr][None, :], xs, ps)
-        rank[where[sel]] = before - np.count_nonzero(junk_before, axis=1)
+        sel_all = np.flatnonzero(xrow == r)
+        for start in range(0, len(sel_all), step):
+            sel = sel_all[start : start + step]
+            xs, ps = x[sel][:, None], xidx[sel][:, None]
+            before = _sorts_before(dist[r][None, :], cols[None, :], xs, ps)
+            junk_before = _sorts_before(d[jr][None, :], gidx[jr][None, :], xs, ps)
+            count = np.count_nonzero(before, axis=1) - np.count_nonzero(junk_before, axis=1)
+            rank[where[sel]] = count
 
 
 def _sorts_before(d: np.ndarray, idx: np.ndarray, x: np.ndarray, p: np.ndarray) -> np.ndarray:
