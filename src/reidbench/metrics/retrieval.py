@@ -46,7 +46,7 @@ _SPARSE_FRACTION = 0.04
 _BLOCK_BYTES = 256 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: == would be ambiguous
 class RetrievalResult:
     """CMC/mAP/mINP over the valid queries; attribute or key access (`r.mAP`, `r["mAP"]`).
 
