@@ -71,9 +71,47 @@ def _lerp(a: float, b: float, t: float) -> float:
     return a + (b - a) * t
 
 
-def draw_person(draw: ImageDraw.ImageDraw, who: Identity, pose: Pose) -> None:
-    """Draw `who` in `pose`. Front/back and side views are separate because what is
-    visible differs, not only the silhouette."""
+class StretchX:
+    """An ImageDraw stand-in that widens everything about x = `cx` by `sx`.
+
+    A detector box narrower than 1:2, resized to 64x128, makes people look wider;
+    drawing them wider costs less than resizing every crop.
+    """
+
+    def __init__(self, draw: ImageDraw.ImageDraw, cx: float, sx: float) -> None:
+        self._d, self._cx, self._sx = draw, cx, sx
+
+    def _box(self, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        cx, sx = self._cx, self._sx
+        return cx + (box[0] - cx) * sx, box[1], cx + (box[2] - cx) * sx, box[3]
+
+    def polygon(self, xy: list[tuple[float, float]], **kw: object) -> None:
+        cx, sx = self._cx, self._sx
+        self._d.polygon([(cx + (x - cx) * sx, y) for x, y in xy], **kw)  # type: ignore[arg-type]
+
+    def rectangle(self, box: tuple[float, float, float, float], **kw: object) -> None:
+        self._d.rectangle(self._box(box), **kw)  # type: ignore[arg-type]
+
+    def rounded_rectangle(self, box: tuple[float, float, float, float], **kw: object) -> None:
+        self._d.rounded_rectangle(self._box(box), **kw)  # type: ignore[arg-type]
+
+    def ellipse(self, box: tuple[float, float, float, float], **kw: object) -> None:
+        self._d.ellipse(self._box(box), **kw)  # type: ignore[arg-type]
+
+    def chord(self, box: tuple[float, float, float, float], start: float, end: float,
+              **kw: object) -> None:  # fmt: skip
+        self._d.chord(self._box(box), start, end, **kw)  # type: ignore[arg-type]
+
+    def pieslice(self, box: tuple[float, float, float, float], start: float, end: float,
+                 **kw: object) -> None:  # fmt: skip
+        self._d.pieslice(self._box(box), start, end, **kw)  # type: ignore[arg-type]
+
+
+def draw_person(draw: ImageDraw.ImageDraw, who: Identity, pose: Pose, stretch: float = 1.0) -> None:
+    """Draw `who` in `pose`, `stretch` times wider. Front/back and side views are separate
+    because what is visible differs, not only the silhouette."""
+    if stretch != 1.0:
+        draw = StretchX(draw, pose.cx, stretch)  # type: ignore[assignment]
     if pose.heading in ("left", "right"):
         _draw_side(draw, who, pose, 1 if pose.heading == "right" else -1)
     else:
