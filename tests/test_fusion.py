@@ -141,9 +141,11 @@ def test_fused_system_is_in_metrics_like_any_other(fused_run) -> None:
     assert fused["n_pairs"] == (~calib).sum() == fused["n_answered"]
     assert fused["auc"] == pytest.approx(roc_auc_score(yy, s))
     assert fused["f1"] == pytest.approx(f1_score(yy, s >= record["entry"]["threshold"]))
-    assert fused["ci"]["intervals"]["auc"]["low"] <= fused["auc"] <= fused["ci"]["intervals"][
-        "auc"
-    ]["high"]
+    assert (
+        fused["ci"]["intervals"]["auc"]["low"]
+        <= fused["auc"]
+        <= fused["ci"]["intervals"]["auc"]["high"]
+    )
     assert fused["failures"]["missing"] == 0
     names = {(c["a"], c["b"]) for c in metrics["comparisons"]}
     assert ("emb-a", NAME) in names and ("judge", NAME) in names

@@ -104,6 +104,10 @@ def run_experiment(
     environ = os.environ if environ is None else environ
     make_progress: ProgressFactory = progress or (lambda _unit: None)
     paths = RunPaths(Path(out))
+    if cfg.fusion is not None or cfg.cascade is not None:
+        from reidbench.config import check_fusion_references
+
+        check_fusion_references(cfg)  # before anything is paid for
     paths.out.mkdir(parents=True, exist_ok=True)
 
     dataset = _load_dataset(cfg, make_progress)
@@ -114,10 +118,17 @@ def run_experiment(
     manifest = _manifest(cfg, dataset, pairset.meta)
     write_json_atomic(paths.manifest, manifest)
 
+    live = cfg.cascade if cfg.cascade is not None and cfg.cascade.live else None
     for system in cfg.systems:
+        if live is not None and system.name == live.lvlm:
+            continue  # asked below, only about the pairs in the cascade's band
         _ensure_system(system, dataset, pairs, paths, make_progress, log, environ, manifest)
+    if live is not None:
+        _ensure_live_cascade(cfg, dataset, pairs, paths, make_progress, log, environ, manifest)
     write_json_atomic(paths.manifest, manifest)  # now with fingerprints filled in
     _merge_scores(cfg, paths)
+    if cfg.fusion is not None or cfg.cascade is not None:
+        _ensure_fusions(cfg, paths, log)
 
     if cfg.retrieval:
         _ensure_retrieval(cfg, dataset, paths, make_progress, log)
@@ -322,6 +333,91 @@ def _score_with_judge(system: LVLMSystemConfig, dataset, pairs, paths, make_prog
         environ=environ,
     )
     return table.cast(SCORES_SCHEMA), _settings_hash(system_manifest(system))
+
+
+def _ensure_live_cascade(cfg, dataset, pairs, paths, make_progress, log, environ, manifest):
+    """Ask the cascade's LVLM only about held-out pairs inside the band (docs/fusion.md)."""
+    from reidbench.fusion.live import ask_live, plan_live_cascade
+    from reidbench.fusion.records import default_name
+    from reidbench.judges import system_manifest
+
+    c = cfg.cascade
+    lvlm = next(s for s in cfg.systems if s.name == c.lvlm)
+    reid_entry = next(e for e in manifest["systems"] if e["name"] == c.reid)
+    plan = plan_live_cascade(
+        reid_entry, read_table(paths.system_scores(c.reid)), pairs, cfg.seed, c
+    )
+    ids = pairs.column("pair_id").to_numpy()
+    settings = _settings_hash(
+        {
+            "system": lvlm.model_dump(mode="json"),
+            "cascade": c.model_dump(mode="json"),
+            "candidates": plan.digest(ids),
+        }
+    )
+    name = c.name or default_name("cascade", [c.reid, c.lvlm])
+    target = paths.system_scores(lvlm.name)
+    fingerprint = _settings_hash(system_manifest(lvlm))
+    if target.exists():
+        table = read_table(target)
+        meta = read_meta(table)
+        if meta.get("settings") == settings and meta.get("pairs_hash") == _pairs_hash(pairs):
+            log(f"{lvlm.name}: live cascade already complete, reusing {target}")
+            _record_asked(manifest, lvlm.name, plan.manifest(table.num_rows, name), fingerprint)
+            return
+    cap = "" if plan.budget_usd is None else f", most uncertain first until ${plan.budget_usd:.4f}"
+    log(
+        f"{lvlm.name}: live cascade asks about {plan.candidates.size} of {plan.n_held_out} "
+        f"held-out pairs (band around {c.reid}'s threshold {plan.reid.threshold:.4g}{cap})"
+    )
+    table = ask_live(
+        lvlm,
+        pairs,
+        plan,
+        dataset.root,
+        cache_path=paths.response_cache,
+        progress=make_progress("call"),
+        environ=environ,
+    ).cast(SCORES_SCHEMA)
+    meta = {"settings": settings, "pairs_hash": _pairs_hash(pairs), "fingerprint": fingerprint}
+    write_table(target, table, meta)
+    _record_asked(manifest, lvlm.name, plan.manifest(table.num_rows, name), fingerprint)
+    ok = sum(1 for s in table.column("status").to_pylist() if s == "ok")
+    log(f"{lvlm.name}: {ok}/{table.num_rows} answered (live cascade)")
+
+
+def _record_asked(manifest: dict, name: str, asked: dict, fingerprint: str) -> None:
+    for entry in manifest["systems"]:
+        if entry["name"] == name:
+            entry["asked"] = asked
+            entry["fingerprint"] = fingerprint
+
+
+def _ensure_fusions(cfg: ExperimentConfig, paths: RunPaths, log: Log) -> None:
+    """Fit the configured fusion and cascade on the finished run (cheap, so always re-fit)."""
+    from reidbench.config import check_fusion_references
+    from reidbench.fusion.records import fuse_run
+
+    check_fusion_references(cfg, str(paths.manifest))
+    if cfg.fusion is not None:
+        f = cfg.fusion
+        fuse_run(
+            paths.out, f.systems, method=f.method, name=f.name, cv_folds=f.cv_folds, cs=f.cs,
+            log=log,
+        )
+    if cfg.cascade is not None:
+        c = cfg.cascade
+        fuse_run(
+            paths.out,
+            [c.reid, c.lvlm],
+            method="cascade",
+            name=c.name,
+            fraction=c.fraction,
+            budget_usd_per_1k=c.budget_usd_per_1k,
+            fractions=c.fractions,
+            live=c.live,
+            log=log,
+        )
 
 
 def _merge_scores(cfg: ExperimentConfig, paths: RunPaths) -> None:

@@ -1,0 +1,206 @@
+"""The live cascade inside `reidbench run`: ask the LVLM only about pairs in the band.
+
+The run scores every pair with the ReID system first. The band is then learnt from
+the ReID scores of calibration half A (no LVLM answer and no held-out label is
+needed) and the LVLM is asked only about **held-out** pairs inside it, most
+uncertain first. Calibration pairs are never sent: the cascade's numbers are
+reported on held-out pairs, and a calibration answer would be paid for and
+never used. So a user pays for `fraction x n_held_out` calls, not for the pair set.
+
+With `budget_usd_per_1k`, spending is capped at `budget x n_held_out / 1000` USD:
+pairs are asked in chunks, most uncertain first; the recorded cost of every answer
+so far (cached answers included, with their original cost) counts against the cap,
+and the last chunk runs with the remainder as its `max_cost_usd`. A resumed run
+walks the same order, re-reads its answers from the response cache and stops at
+the same place, so resuming never spends the budget twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reidbench.config import CascadeConfig, LVLMSystemConfig
+from reidbench.errors import UserError
+from reidbench.fusion.cascade import ReidCalibration, band_halfwidth, calibrate_reid
+from reidbench.fusion.rundata import SystemView, system_view
+from reidbench.metrics.splits import calibration_mask
+from reidbench.progress import NullProgress, Progress
+from reidbench.tables import SCORES_SCHEMA
+
+
+@dataclass
+class LivePlan:
+    reid: ReidCalibration
+    fraction: float | None
+    halfwidth: float
+    candidates: np.ndarray  # row indices into the pairs table, most uncertain first
+    n_held_out: int
+    budget_usd: float | None  # total cap for the held-out half
+
+    def digest(self, pair_ids: np.ndarray) -> str:
+        ids = np.asarray(pair_ids, dtype=np.int64)[self.candidates]
+        return hashlib.sha256(ids.tobytes()).hexdigest()[:16]
+
+    def manifest(self, asked: int, cascade: str) -> dict[str, Any]:
+        return {
+            "by": "cascade",
+            "cascade": cascade,
+            "rule": "held-out pairs inside the cascade band, most uncertain first",
+            "fraction": self.fraction,
+            "budget_usd_per_1k": None
+            if self.budget_usd is None
+            else self.budget_usd / self.n_held_out * 1000.0,
+            "band_halfwidth": self.halfwidth if math.isfinite(self.halfwidth) else None,
+            "reid_threshold": self.reid.threshold,
+            "candidates": int(self.candidates.size),
+            "asked": asked,
+            "n_held_out": self.n_held_out,
+        }
+
+
+def plan_live_cascade(
+    reid_entry: dict[str, Any],
+    reid_scores: pa.Table,
+    pairs: pa.Table,
+    seed: int,
+    cfg: CascadeConfig,
+) -> LivePlan:
+    """Which held-out pairs to send, in order, from the ReID scores and calibration labels."""
+    ids = np.asarray(pairs.column("pair_id").to_numpy(), dtype=np.int64)
+    label = np.asarray(pairs.column("label").to_numpy(), dtype=np.int64)
+    view: SystemView = system_view(reid_entry, reid_scores, ids)
+    calib = calibration_mask(ids, label, seed)
+    # calibrate_reid reads labels only where calib is True.
+    reid = calibrate_reid(view, label, calib)
+    d = reid.distance(view.score)
+    if cfg.fraction is None and cfg.budget_usd_per_1k is None:
+        raise UserError("cascade.live needs cascade.fraction or cascade.budget_usd_per_1k; set one")
+    w = band_halfwidth(d[calib], cfg.fraction) if cfg.fraction is not None else math.inf
+    held = np.flatnonzero(~calib)
+    inside = held[d[held] <= w]
+    order = inside[np.lexsort((ids[inside], d[inside]))]
+    budget = None
+    if cfg.budget_usd_per_1k is not None:
+        budget = cfg.budget_usd_per_1k * held.size / 1000.0
+    return LivePlan(reid, cfg.fraction, w, order, int(held.size), budget)
+
+
+class _OneBar:
+    """One progress bar over several `judge_pairs` calls (each starts and finishes its own)."""
+
+    def __init__(self, inner: Progress, description: str, total: int) -> None:
+        self.inner = inner
+        inner.start(description, total)
+
+    def start(self, description: str, total: int | None) -> None:
+        pass
+
+    def advance(self, n: int = 1, **fields: object) -> None:
+        self.inner.advance(n, **fields)
+
+    def finish(self) -> None:
+        pass
+
+
+def _spent(table: pa.Table) -> float:
+    cost = pc.fill_null(pc.cast(table.column("cost_usd"), pa.float64()), 0.0)
+    return float(pc.sum(cost).as_py() or 0.0)
+
+
+def _fresh(table: pa.Table) -> tuple[float, int]:
+    fresh = pc.invert(pc.fill_null(table.column("cached"), False))
+    sub = table.filter(fresh)
+    calls = pc.sum(pc.fill_null(sub.column("attempts"), 0)).as_py() or 0
+    return _spent(sub), int(calls)
+
+
+def ask_live(
+    system: LVLMSystemConfig,
+    pairs: pa.Table,
+    plan: LivePlan,
+    root: Path,
+    *,
+    cache_path: Path,
+    progress: Progress | None = None,
+    environ: Mapping[str, str] = os.environ,
+    chunk: int | None = None,
+) -> pa.Table:
+    """The LVLM's rows for the pairs the plan sends (pairs a budget stopped are left out)."""
+    from reidbench.judges import judge_pairs
+
+    sub = pairs.take(pa.array(plan.candidates, pa.int64()))
+    if plan.budget_usd is None:
+        table = judge_pairs(
+            system, sub, root, cache_path=cache_path, progress=progress, environ=environ
+        )
+        return _drop_unsent(table)
+    # What is already in the response cache (max_calls = 0: nothing is sent), so a resumed
+    # run counts cached answers against the budget before it asks anything new.
+    peek = judge_pairs(
+        system.model_copy(update={"max_calls": 0}),
+        sub,
+        root,
+        cache_path=cache_path,
+        environ=environ,
+    )
+    peek = peek.filter(
+        pc.and_(pc.equal(peek.column("order"), "ab"), pc.equal(peek.column("repeat"), 0))
+    )
+    known = np.asarray(peek.column("status").to_pylist(), dtype=object) != "budget_exceeded"
+    known_cost = np.nan_to_num(
+        np.asarray(pc.cast(peek.column("cost_usd"), pa.float64()).to_numpy(zero_copy_only=False))
+    )
+    size = chunk or max(16, 4 * system.concurrency)
+    bar = _OneBar(progress or NullProgress(), f"cascade {system.name}", sub.num_rows)
+    parts: list[pa.Table] = []
+    spent = 0.0  # recorded cost of every answer so far: what the budget is measured against
+    paid, calls = 0.0, 0  # what this run paid: the system's own max_cost_usd / max_calls
+    try:
+        for start in range(0, sub.num_rows, size):
+            stop = min(start + size, sub.num_rows)
+            cached_cost = float(known_cost[start:stop][known[start:stop]].sum())
+            remaining = plan.budget_usd - spent - cached_cost
+            if system.max_cost_usd is not None:
+                remaining = min(remaining, system.max_cost_usd - paid)
+            update: dict[str, Any] = {"max_cost_usd": max(remaining, 0.0)}
+            if system.max_calls is not None:
+                update["max_calls"] = max(system.max_calls - calls, 0)
+            if remaining < 0 and known[start:stop].all():
+                # Only possible with a smaller budget than a previous run: keep what fits.
+                fits = spent + np.cumsum(known_cost[start:stop]) <= plan.budget_usd
+                update["max_calls"] = 0
+                stop = start + int(np.argmin(fits)) if not fits.all() else stop
+            table = judge_pairs(
+                system.model_copy(update=update),
+                sub.slice(start, stop - start),
+                root,
+                cache_path=cache_path,
+                progress=bar,
+                environ=environ,
+            )
+            spent += _spent(table)
+            fresh_usd, fresh_calls = _fresh(table)
+            paid += fresh_usd
+            calls += fresh_calls
+            parts.append(_drop_unsent(table))
+            if parts[-1].num_rows < table.num_rows or stop < min(start + size, sub.num_rows):
+                break  # the cap was reached inside this chunk
+    finally:
+        bar.inner.finish()
+    if not parts:
+        return SCORES_SCHEMA.empty_table()
+    return pa.concat_tables(parts)
+
+
+def _drop_unsent(table: pa.Table) -> pa.Table:
+    return table.filter(pc.not_equal(table.column("status"), "budget_exceeded"))
