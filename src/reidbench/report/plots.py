@@ -1,0 +1,342 @@
+"""The report's figures: matplotlib (Agg/SVG, no pyplot state) drawn from metrics.json blocks.
+
+Every figure is returned as a `data:image/svg+xml;base64,...` URI so the report
+stays one file. SVG keeps curves sharp at any zoom; text is drawn as paths
+(`svg.fonttype = "path"`), so a figure looks the same without any font installed
+and no label can carry markup. Output is deterministic for given inputs (fixed
+`svg.hashsalt`, no date in the metadata).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # the report never opens a window, even when a display is present
+
+from matplotlib.figure import Figure
+
+from reidbench.report.format import is_num
+
+# Colour-blind-safe: Okabe & Ito first, then Paul Tol's "muted" scheme.
+PALETTE = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#332288",
+    "#882255",
+    "#117733",
+    "#999933",
+    "#AA4499",
+    "#44AA99",
+)
+DIFFERENT_COLOUR = "#8a8f98"  # the "different person" label in every histogram
+INK = "#1f2328"
+GRID = "#e6e8eb"
+
+_RC = {
+    "svg.fonttype": "path",
+    "svg.hashsalt": "reidbench-report",
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "axes.edgecolor": "#57606a",
+    "axes.labelcolor": INK,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": GRID,
+    "grid.linewidth": 0.8,
+    "xtick.color": "#57606a",
+    "ytick.color": "#57606a",
+    "legend.frameon": False,
+    "legend.fontsize": 8.5,
+    "lines.linewidth": 1.8,
+}
+
+
+def system_colors(names: Sequence[str]) -> dict[str, str]:
+    """One colour per system, by position, used by every figure and table swatch."""
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
+def label_text(name: str) -> str:
+    """A system name safe for matplotlib text (a `$` would start mathtext)."""
+    return str(name).replace("$", r"\$")
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def to_data_uri(fig: Figure) -> str:
+    """Render a figure as a base64 SVG data URI (deterministic bytes)."""
+    buf = io.BytesIO()
+    with matplotlib.rc_context(_RC):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _nums(values: Any) -> list[float] | None:
+    """A list of finite floats, or None when any entry is missing."""
+    if not isinstance(values, list) or not values:
+        return None
+    if not all(is_num(v) for v in values):
+        return None
+    return [float(v) for v in values]
+
+
+def _operating_point(block: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
+    """(fpr, tpr, recall, precision) at the system's threshold, when its curve can show it."""
+    c = block.get("confusion")
+    if not isinstance(c, dict) or block.get("n_decision_only"):
+        return None  # decisions without scores are not on the curve
+    tn, fp, fn, tp = (c.get(k) for k in ("tn", "fp", "fn", "tp"))
+    if not all(is_num(v) for v in (tn, fp, fn, tp)) or tp + fp == 0:
+        return None
+    if tn + fp == 0 or tp + fn == 0:
+        return None
+    return fp / (tn + fp), tp / (tp + fn), tp / (tp + fn), tp / (tp + fp)
+
+
+def roc_pr_plot(
+    systems: Mapping[str, Mapping[str, Any]],
+    colors: Mapping[str, str],
+    prevalence: float | None,
+) -> str | None:
+    """ROC and precision-recall curves of every system overlaid, operating points marked."""
+    drawn = [
+        (name, b)
+        for name, b in systems.items()
+        if isinstance(b.get("curves", {}).get("roc"), dict)
+        and _nums(b["curves"]["roc"].get("fpr"))
+        and _nums(b["curves"]["roc"].get("tpr"))
+    ]
+    if not drawn:
+        return None
+    with matplotlib.rc_context(_RC):
+        fig = _figure(10.0, 4.4)
+        roc_ax, pr_ax = fig.subplots(1, 2)
+        roc_ax.plot([0, 1], [0, 1], color="#b0b6bd", linestyle=":", linewidth=1, label="chance")
+        for name, b in drawn:
+            colour = colors[name]
+            roc = b["curves"]["roc"]
+            auc = b.get("auc")
+            tag = f" (AUC {auc:.3f})" if is_num(auc) else ""
+            roc_ax.plot(roc["fpr"], roc["tpr"], color=colour, label=label_text(name) + tag)
+            pr = b["curves"].get("pr")
+            if isinstance(pr, dict) and _nums(pr.get("recall")) and _nums(pr.get("precision")):
+                ap = b.get("pr_auc")
+                tag = f" (AP {ap:.3f})" if is_num(ap) else ""
+                pr_ax.step(
+                    pr["recall"],
+                    pr["precision"],
+                    where="post",
+                    color=colour,
+                    label=label_text(name) + tag,
+                )
+            op = _operating_point(b)
+            if op is not None:
+                fpr, tpr, rec, prec = op
+                for ax, x, y in ((roc_ax, fpr, tpr), (pr_ax, rec, prec)):
+                    ax.plot(
+                        [x],
+                        [y],
+                        "o",
+                        color=colour,
+                        markersize=6.5,
+                        markeredgecolor="white",
+                        markeredgewidth=1.2,
+                        zorder=5,
+                    )
+        if is_num(prevalence):
+            pr_ax.axhline(
+                prevalence, color="#b0b6bd", linestyle=":", linewidth=1, label="chance (prevalence)"
+            )
+        roc_ax.set(
+            xlim=(-0.01, 1.01),
+            ylim=(-0.01, 1.01),
+            xlabel="false accept rate (FPR)",
+            ylabel="true accept rate (TPR)",
+            title="ROC",
+        )
+        pr_ax.set(
+            xlim=(-0.01, 1.01),
+            ylim=(-0.01, 1.01),
+            xlabel="recall",
+            ylabel="precision",
+            title="Precision-recall",
+        )
+        for ax in (roc_ax, pr_ax):
+            ax.set_aspect("equal")
+        roc_ax.legend(loc="lower right")
+        pr_ax.legend(loc="lower left")
+    return to_data_uri(fig)
+
+
+def calibration_plot(
+    systems: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str]
+) -> str | None:
+    """Reliability diagram: fraction of same-person pairs against the mean normalised score."""
+    drawn = []
+    for name, b in systems.items():
+        cal = b.get("curves", {}).get("calibration")
+        bins = cal.get("bins") if isinstance(cal, dict) else None
+        if bins:
+            drawn.append((name, cal, bins))
+    if not drawn:
+        return None
+    with matplotlib.rc_context(_RC):
+        fig = _figure(5.6, 4.6)
+        ax = fig.subplots()
+        ax.plot([0, 1], [0, 1], color="#b0b6bd", linestyle=":", linewidth=1, label="perfect")
+        total = max(sum(int(x["n"]) for x in bins) for _, _, bins in drawn) or 1
+        for name, cal, bins in drawn:
+            xs = [x["mean_predicted"] for x in bins]
+            ys = [x["fraction_positive"] for x in bins]
+            sizes = [12 + 220 * math.sqrt(x["n"] / total) for x in bins]
+            ece = cal.get("ece")
+            tag = f" (ECE {ece:.3f})" if is_num(ece) else ""
+            ax.plot(xs, ys, color=colors[name], linewidth=1.4, label=label_text(name) + tag)
+            ax.scatter(
+                xs,
+                ys,
+                s=sizes,
+                color=colors[name],
+                alpha=0.75,
+                edgecolors="white",
+                linewidths=0.8,
+                zorder=4,
+            )
+        ax.set(
+            xlim=(-0.01, 1.01),
+            ylim=(-0.01, 1.01),
+            xlabel="mean score / scale in bin",
+            ylabel="fraction of same-person pairs",
+            title="Calibration (marker area ~ pairs in bin)",
+        )
+        ax.set_aspect("equal")
+        ax.legend(loc="upper left")
+    return to_data_uri(fig)
+
+
+def _occupied_range(edges: list[float], counts: list[int]) -> tuple[float, float]:
+    """x-limits around the non-empty bins (one empty bin of margin each side)."""
+    used = [i for i, c in enumerate(counts) if c]
+    if not used:
+        return edges[0], edges[-1]
+    lo, hi = max(used[0] - 1, 0), min(used[-1] + 2, len(edges) - 1)
+    return edges[lo], edges[hi]
+
+
+def histogram_plot(
+    systems: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str]
+) -> str | None:
+    """Score histograms by true label, one panel per system, threshold marked."""
+    drawn = []
+    for name, b in systems.items():
+        h = (b.get("distributions") or {}).get("histogram")
+        if not isinstance(h, dict):
+            continue
+        edges, same, diff = _nums(h.get("edges")), h.get("same"), h.get("different")
+        if edges and isinstance(same, list) and isinstance(diff, list) and (sum(same) + sum(diff)):
+            drawn.append((name, b, edges, same, diff))
+    if not drawn:
+        return None
+    ncols = min(3, len(drawn))
+    nrows = math.ceil(len(drawn) / ncols)
+    with matplotlib.rc_context(_RC):
+        fig = _figure(10.0 if ncols > 1 else 5.0, 2.7 * nrows + 0.3)
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        for ax, (name, b, edges, same, diff) in zip(axes, drawn, strict=False):
+            colour = colors[name]
+            ax.stairs(diff, edges, fill=True, color=DIFFERENT_COLOUR, alpha=0.45)
+            ax.stairs(diff, edges, color=DIFFERENT_COLOUR, linewidth=1.1, label="different person")
+            ax.stairs(same, edges, fill=True, color=colour, alpha=0.45)
+            ax.stairs(same, edges, color=colour, linewidth=1.3, label="same person")
+            lo, hi = _occupied_range(edges, [a + c for a, c in zip(same, diff, strict=True)])
+            thr = b.get("threshold")
+            if is_num(thr):
+                ax.axvline(thr, color=INK, linestyle="--", linewidth=1.1, label="threshold")
+                lo, hi = min(lo, thr), max(hi, thr)
+            ax.set_xlim(lo, hi)
+            ax.set_title(label_text(name), color=colour, fontweight="bold", loc="left")
+            ax.set_xlabel(f"score (scale 0-{b.get('scale', 1):g})")
+            ax.set_ylabel("pairs")
+            ax.grid(axis="x", visible=False)
+            ax.legend(loc="upper left", fontsize=7.5, handlelength=1.4)
+        for ax in axes[len(drawn) :]:
+            ax.set_visible(False)
+    return to_data_uri(fig)
+
+
+def cmc_plot(retrieval: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str]) -> str | None:
+    """Cumulative matching characteristic of each system that ran retrieval."""
+    drawn = [(n, _nums(r.get("cmc"))) for n, r in retrieval.items()]
+    drawn = [(n, c) for n, c in drawn if c]
+    if not drawn:
+        return None
+    with matplotlib.rc_context(_RC):
+        fig = _figure(5.6, 3.8)
+        ax = fig.subplots()
+        for name, cmc in drawn:
+            ranks = list(range(1, len(cmc) + 1))
+            r1 = retrieval[name].get("rank1", cmc[0])
+            tag = f" (rank-1 {r1:.3f})" if is_num(r1) else ""
+            ax.plot(ranks, cmc, color=colors.get(name, INK), label=label_text(name) + tag)
+        ax.set(
+            xlim=(1, max(len(c) for _, c in drawn)),
+            ylim=(0, 1.01),
+            xlabel="rank",
+            ylabel="matching rate",
+            title="CMC",
+        )
+        ax.legend(loc="lower right")
+    return to_data_uri(fig)
+
+
+def series_plot(
+    x_name: str, x: list[float], series: Mapping[str, list[float]], title: str
+) -> str | None:
+    """A generic line chart for optional blocks (e.g. a cascade curve). Series within [0, 1]
+    share the left axis; others (costs, counts) get the right axis."""
+    xs = _nums(x)
+    if not xs:
+        return None
+    drawn = {k: v for k, v in ((k, _nums(v)) for k, v in series.items()) if v and len(v) == len(xs)}
+    if not drawn:
+        return None
+    with matplotlib.rc_context(_RC):
+        fig = _figure(6.4, 3.8)
+        ax = fig.subplots()
+        right = None
+        lines = []
+        for i, (k, v) in enumerate(drawn.items()):
+            unit = all(-0.01 <= y <= 1.01 for y in v)
+            if not unit and right is None:
+                right = ax.twinx()
+                right.grid(False)
+                right.spines["right"].set_visible(True)
+            target = ax if unit else right
+            (line,) = target.plot(
+                xs,
+                v,
+                marker="o",
+                markersize=3,
+                color=PALETTE[i % len(PALETTE)],
+                linestyle="-" if unit else "--",
+                label=label_text(k),
+            )
+            lines.append(line)
+        ax.set(xlabel=label_text(x_name), title=label_text(title))
+        ax.legend(lines, [ln.get_label() for ln in lines], loc="best")
+    return to_data_uri(fig)

@@ -1,0 +1,86 @@
+"""Figures: deterministic SVG, text as paths, one colour per system, robust to odd input."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from reidbench.report import plots
+
+
+def _svg(uri: str) -> str:
+    assert uri.startswith("data:image/svg+xml;base64,")
+    return base64.b64decode(uri.split(",", 1)[1]).decode()
+
+
+def _system(shift: float) -> dict:
+    fpr = [0.0, 0.1, 0.3, 1.0]
+    tpr = [0.0, 0.5 + shift, 0.8, 1.0]
+    return {
+        "auc": 0.8,
+        "pr_auc": 0.82,
+        "scale": 1.0,
+        "threshold": 0.6,
+        "confusion": {"tn": 8, "fp": 2, "fn": 3, "tp": 7},
+        "curves": {
+            "roc": {"fpr": fpr, "tpr": tpr},
+            "pr": {"precision": [0.5, 0.7, 1.0], "recall": [1.0, 0.6, 0.0]},
+            "calibration": {
+                "bins": [
+                    {"n": 5, "mean_predicted": 0.3, "fraction_positive": 0.2},
+                    {"n": 15, "mean_predicted": 0.7, "fraction_positive": 0.6},
+                ],
+                "ece": 0.1,
+            },
+        },
+        "distributions": {
+            "histogram": {
+                "edges": [0.0, 0.25, 0.5, 0.75, 1.0],
+                "same": [0, 1, 4, 5],
+                "different": [3, 5, 2, 0],
+            }
+        },
+    }
+
+
+def test_colours_are_stable_and_distinct():
+    names = [f"s{i}" for i in range(len(plots.PALETTE))]
+    colours = plots.system_colors(names)
+    assert len(set(colours.values())) == len(names)
+    assert plots.system_colors(["a", "b"]) == {"a": plots.PALETTE[0], "b": plots.PALETTE[1]}
+
+
+def test_figures_are_deterministic_svg_without_text_or_scripts():
+    systems = {"a $x$": _system(0.0), "<b>": _system(0.1)}
+    colours = plots.system_colors(list(systems))
+    for make in (
+        lambda: plots.roc_pr_plot(systems, colours, 0.5),
+        lambda: plots.calibration_plot(systems, colours),
+        lambda: plots.histogram_plot(systems, colours),
+        lambda: plots.cmc_plot({"a $x$": {"cmc": [0.2, 0.5]}, "<b>": {"cmc": [0.1, 0.3]}}, colours),
+    ):
+        first, second = make(), make()
+        assert first == second
+        svg = _svg(first)
+        assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+        assert "<script" not in svg and "<text" not in svg  # labels are paths
+        assert not re.search(r"<dc:date>", svg)
+        assert plots.PALETTE[0].lower() in svg.lower() and plots.PALETTE[1].lower() in svg.lower()
+
+
+def test_nothing_to_draw_gives_none():
+    empty = {"x": {"curves": {"roc": None, "calibration": None}, "distributions": None}}
+    colours = plots.system_colors(["x"])
+    assert plots.roc_pr_plot(empty, colours, 0.5) is None
+    assert plots.calibration_plot(empty, colours) is None
+    assert plots.histogram_plot(empty, colours) is None
+    assert plots.cmc_plot({"x": {"cmc": []}}, colours) is None
+    assert plots.series_plot("fraction", [0.0, 1.0], {"f1": [0.5]}, "t") is None
+
+
+def test_cost_series_on_a_second_axis():
+    uri = plots.series_plot(
+        "fraction_sent", [0, 0.5, 1], {"f1": [0.6, 0.7, 0.72], "usd": [0, 3, 6]}, "cascade"
+    )
+    svg = _svg(uri)
+    assert 'id="axes_2"' in svg  # the cost series got its own (twin) axes
