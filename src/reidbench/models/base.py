@@ -8,10 +8,11 @@ halves so `extract_features` can decode in threads while the model runs:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -161,6 +162,22 @@ class TorchEmbedder(Embedder):
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
                 out = self.model(x)
         else:
-            out = self.model(x)
+            with _ieee_fp32_convs(self.device):
+                out = self.model(x)
         out = F.normalize(out.float(), dim=1)
         return out.cpu().numpy().astype(np.float32, copy=False)
+
+
+@contextlib.contextmanager
+def _ieee_fp32_convs(device: torch.device) -> Iterator[None]:
+    """fp32 means fp32: cuDNN runs fp32 convolutions in TF32 by default (10-bit mantissa),
+    so switch that off around the call and restore the caller's setting after it."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved

@@ -56,7 +56,7 @@ def extract_features(
             stats.update(images=0, unique=0, cached=0, computed=0)
         return out
     fingerprint = embedder.fingerprint
-    n_workers = workers or min(4, (os.cpu_count() or 1) + 1)
+    n_workers = workers or min(8, (os.cpu_count() or 1) + 2)
     pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="reidbench-decode")
     try:
         with reporting(progress, f"features {embedder.name}", len(files)) as bar:
