@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -16,10 +18,12 @@ from reidbench.datasets.synthetic import (
     FOLDERS,
     IDENTITIES_FILE,
     MARKER,
+    _complete_jpeg,
     _plan,
     _World,
     generate,
 )
+from reidbench.datasets.synthetic_camera import JPEG_FLOOR
 from reidbench.errors import UserError
 
 NAME = re.compile(r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
@@ -233,12 +237,15 @@ def test_interrupted_run_leaves_no_complete_looking_set_and_resumes(tmp_path: Pa
     partial = tmp_path / "set.partial"
     assert not out.exists() and partial.is_dir()
     assert not (partial / MARKER).exists()
-    done = [p for p in partial.rglob("*.jpg")]
+    done = sorted(partial.rglob("*.jpg"))
     assert len(done) == 64  # the first progress batch
-    # A torn temporary from a kill mid-write is cleaned up, never kept as an image.
-    (partial / "query" / ".0001_c1s1_000001_01.jpg.tmp").write_bytes(b"torn")
+    # A file cut short by a kill mid-write is made again, never kept as an image.
+    torn = done[0]
+    torn.write_bytes(torn.read_bytes()[:700])
+    empty = done[1]
+    empty.write_bytes(b"")
     resumed = generate(out, train_ids=10, test_ids=10, seed=4)
-    assert resumed["resumed"] == 64 and not partial.exists()
+    assert resumed["resumed"] == 62 and not partial.exists()
     fresh = generate(tmp_path / "fresh", train_ids=10, test_ids=10, seed=4)
     assert resumed["content_sha256"] == fresh["content_sha256"]
     assert tree_hashes(out) == tree_hashes(tmp_path / "fresh")
@@ -292,3 +299,15 @@ def test_cli_errors_are_one_line_exit_2(run_cli, tmp_path: Path) -> None:
     assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
     assert not (tmp_path / "x").exists()
     assert run_cli("synth", "--help").code == 0
+
+
+def test_only_a_complete_jpeg_ends_with_the_end_marker() -> None:
+    """Resume trusts the JPEG end marker; it must not occur inside our files at any quality."""
+    rng = np.random.default_rng(0)
+    for quality in range(JPEG_FLOOR[0], 98):
+        img = Image.fromarray(rng.integers(0, 256, (128, 64, 3), dtype=np.uint8))
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=quality)
+        data = buf.getvalue()
+        assert _complete_jpeg(data)
+        assert data.find(b"\xff\xd9") == len(data) - 2, quality  # no earlier cut looks complete
