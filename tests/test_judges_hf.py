@@ -27,6 +27,11 @@ transformers = pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
+
+
+def build_tiny_llava(out: Path) -> Path:
+    """Save a tiny random LLaVA-layout model and its processor in `out` (no download)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import (
@@ -39,7 +44,6 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-    out = tmp_path_factory.mktemp("tiny-llava")
     vocab = {chr(i): i - 32 for i in range(32, 127)}  # printable ASCII, one token per character
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=" "))
     backend.pre_tokenizer = pre_tokenizers.Split("", "isolated")

@@ -330,8 +330,9 @@ def test_max_cost_is_never_exceeded(server: FakeLLMServer, crops: Path, tmp_path
     ok = [r for r in rows if r["status"] == "ok"]
     assert sum(r["cost_usd"] for r in ok) <= cap
     assert len(ok) == 2 and len(server.records) == 2
-    assert [r["status"] for r in rows[2:]] == ["budget_exceeded"] * 6
-    assert "max_cost_usd" in rows[-1]["error"]
+    statuses = [r["status"] for r in rows]
+    assert statuses.count("budget_exceeded") == 6  # which two got through depends on timing
+    assert all("max_cost_usd" in r["error"] for r in rows if r["status"] != "ok")
 
 
 def test_retries_count_against_max_calls(
@@ -414,3 +415,60 @@ def test_no_key_reaches_disk_logs_or_output(
     assert KEY not in out.out + out.err
     assert KEY not in caplog.text
     assert any(rec.fault == "401-echo" for rec in server.records)
+
+
+# -- progress and edge cases -----------------------------------------------------------------
+
+
+class RecordingProgress:
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def start(self, description: str, total: int | None) -> None:
+        self.events.append(("start", description, total))
+
+    def advance(self, n: int = 1, **fields: object) -> None:
+        self.events.append(("advance", n, fields))
+
+    def finish(self) -> None:
+        self.events.append(("finish",))
+
+
+def test_progress_reports_done_calls_and_cost(
+    server: FakeLLMServer, crops: Path, tmp_path: Path
+) -> None:
+    progress = RecordingProgress()
+    cfg = system(server)
+    judge_pairs(
+        cfg,
+        make_pairs(3),
+        crops,
+        cache_path=tmp_path / "c.sqlite",
+        progress=progress,
+        environ={"FAKE_KEY": KEY},
+    )
+    assert progress.events[0] == ("start", "judge fake-openai", 3)
+    assert progress.events[-1] == ("finish",)
+    steps = [e for e in progress.events if e[0] == "advance"]
+    assert sum(e[1] for e in steps) == 3
+    assert steps[-1][2] == {"calls": 3, "cost": f"${3 * COST:.4f}"}
+    again = RecordingProgress()  # a cached re-run completes the bar in one step, at no cost
+    judge_pairs(
+        cfg, make_pairs(3), crops, cache_path=tmp_path / "c.sqlite", progress=again, environ={}
+    )
+    assert [e for e in again.events if e[0] == "advance"] == [
+        ("advance", 3, {"calls": 0, "cost": "$0.0000"})
+    ]
+
+
+def test_empty_and_malformed_pairs_tables(
+    server: FakeLLMServer, crops: Path, tmp_path: Path
+) -> None:
+    empty = make_pairs(0)
+    assert run(system(server), empty, crops, tmp_path / "c.sqlite") == []
+    with pytest.raises(UserError, match="lacks columns"):
+        run(system(server), pa.table({"pair_id": [1]}), crops, tmp_path / "c.sqlite")
+    missing = pa.table({"pair_id": [1], "path_a": ["img00.png"], "path_b": ["nope.png"]})
+    with pytest.raises(UserError, match="nope.png: image not found"):
+        run(system(server), missing, crops, tmp_path / "c.sqlite")
+    assert server.records == []

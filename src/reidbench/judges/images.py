@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -121,10 +123,50 @@ def composite(a: Image.Image, b: Image.Image) -> Image.Image:
     return canvas
 
 
-def prepare(path_a: Path, path_b: Path, spec: ImageSpec) -> list[EncodedImage]:
+class EncodeMemo:
+    """Encoded crops of one run, so a crop met again (other pairs, both orders, repeats)
+    is not decoded, resized and encoded again. Bounded; safe to share between threads."""
+
+    def __init__(self, max_items: int = 4096) -> None:
+        self.max_items = max_items
+        self._items: OrderedDict[tuple[object, ...], EncodedImage] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...]) -> EncodedImage | None:
+        with self._lock:
+            img = self._items.get(key)
+            if img is not None:
+                self._items.move_to_end(key)
+            return img
+
+    def put(self, key: tuple[object, ...], img: EncodedImage) -> None:
+        with self._lock:
+            self._items[key] = img
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+
+def prepare(
+    path_a: Path, path_b: Path, spec: ImageSpec, memo: EncodeMemo | None = None
+) -> list[EncodedImage]:
     """The images sent for (a, b) in that order: two images, or one composite."""
-    a = upscale(load_crop(path_a), spec.size)
-    b = upscale(load_crop(path_b), spec.size)
     if spec.mode == "composite":
-        return [encode(composite(a, b), spec.fmt, spec.quality)]
-    return [encode(a, spec.fmt, spec.quality), encode(b, spec.fmt, spec.quality)]
+        key: tuple[object, ...] = ("composite", str(path_a), str(path_b), spec)
+        img = memo.get(key) if memo else None
+        if img is None:
+            a = upscale(load_crop(path_a), spec.size)
+            b = upscale(load_crop(path_b), spec.size)
+            img = encode(composite(a, b), spec.fmt, spec.quality)
+            if memo:
+                memo.put(key, img)
+        return [img]
+    out = []
+    for path in (path_a, path_b):
+        key = ("single", str(path), spec)
+        img = memo.get(key) if memo else None
+        if img is None:
+            img = encode(upscale(load_crop(path), spec.size), spec.fmt, spec.quality)
+            if memo:
+                memo.put(key, img)
+        out.append(img)
+    return out

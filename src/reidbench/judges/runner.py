@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from reidbench.judges.cache import ResponseCache, canonical_hash
-from reidbench.judges.images import EncodedImage, ImageSpec, prepare
+from reidbench.judges.images import EncodedImage, EncodeMemo, ImageSpec, prepare
 from reidbench.judges.limits import Budget, RateLimiter
 from reidbench.judges.parse import parse_answer
 from reidbench.judges.providers.base import (
@@ -39,6 +39,7 @@ from reidbench.progress import Progress
 
 log = logging.getLogger(__name__)
 _RETRY_AFTER_CAP_S = 3600.0  # a Retry-After longer than an hour is treated as an hour
+_PREPARERS = 4  # image-preparation tasks running ahead of the requests (Pillow frees the GIL)
 
 
 @dataclass
@@ -54,6 +55,16 @@ class Job:
     derivations: list[str]  # how the sent images derive from the source files (see judge.py)
     key: str | None = None  # cache key, when the sent-image hashes are already known
     followers: list[int] = field(default_factory=list)  # identical requests answered by this one
+
+
+@dataclass
+class Prepared:
+    """A job ready to be asked: the images as sent, their hashes and the cache key."""
+
+    images: list[EncodedImage]
+    sent: list[str]
+    key: str
+    derivations: dict[str, list[str]]
 
 
 @dataclass
@@ -128,6 +139,7 @@ class Runner:
         self.spent = 0.0  # USD of the answers received in this run
         self.results: dict[int, JudgeResult] = {}
         self._seen_tokens_in = 0
+        self._memo = EncodeMemo()
         self._structured_schema = (
             system.prompt.json_schema() if system.structured != "off" else None
         )
@@ -170,27 +182,47 @@ class Runner:
     # -- the work --------------------------------------------------------------------
 
     async def run(self, jobs: list[Job]) -> dict[int, JudgeResult]:
-        queue = deque(jobs)
+        """Answer `jobs`. Images are prepared ahead in threads, so no request slot waits on them."""
+        todo = deque(jobs)
+        n = max(1, min(self.system.config.concurrency, len(jobs)))
+        ready: asyncio.Queue[tuple[Job, JudgeResult | Prepared] | None] = asyncio.Queue(n)
+        n_prep = min(n, _PREPARERS)
+        finished = 0
+
+        async def preparer() -> None:
+            nonlocal finished
+            try:
+                while todo:
+                    job = todo.popleft()
+                    await ready.put((job, await self._prepare(job)))
+            finally:
+                finished += 1
+                if finished == n_prep:
+                    for _ in range(n):
+                        await ready.put(None)
 
         async def worker() -> None:
-            while queue:
-                job = queue.popleft()
-                result = await self._job(job)
+            while (item := await ready.get()) is not None:
+                job, prepared = item
+                if isinstance(prepared, JudgeResult):
+                    result = prepared
+                else:
+                    result = await self._ask(job, prepared)
                 self.results[job.index] = result
                 self.progress.advance(
                     1 + len(job.followers), calls=self.calls, cost=f"${self.spent:.4f}"
                 )
 
-        n = max(1, min(self.system.config.concurrency, len(jobs)))
-        await asyncio.gather(*(worker() for _ in range(n)))
+        await asyncio.gather(*(preparer() for _ in range(n_prep)), *(worker() for _ in range(n)))
         return self.results
 
-    async def _job(self, job: Job) -> JudgeResult:
+    async def _prepare(self, job: Job) -> JudgeResult | Prepared:
+        """The images for a job and its key, or its result when no call is needed."""
         if self.budget.exhausted:
             return self._error("budget_exceeded", self._budget_message(), 0)
         s = self.system
         images = await asyncio.to_thread(
-            prepare, self.root / job.first, self.root / job.second, s.image_spec
+            prepare, self.root / job.first, self.root / job.second, s.image_spec, self._memo
         )
         sent = [img.sha256 for img in images]
         key = request_key(s, sent, job.order, job.repeat)
@@ -203,17 +235,11 @@ class Runner:
             if len(job.derivations) == len(sent)
             else {}
         )
-        return await self._ask(job, images, sent, key, derivations)
+        return Prepared(images, sent, key, derivations)
 
-    async def _ask(
-        self,
-        job: Job,
-        images: list[EncodedImage],
-        sent: list[str],
-        key: str,
-        derivations: dict[str, list[str]],
-    ) -> JudgeResult:
+    async def _ask(self, job: Job, prepared: Prepared) -> JudgeResult:
         s, c = self.system, self.system.config
+        images = prepared.images
         text = s.prompt.user_text(s.image_spec.mode)
         request = ProviderRequest(
             system=s.prompt.system,
@@ -256,7 +282,7 @@ class Runner:
             else:
                 latency = time.perf_counter() - started
                 outcome = Outcome(reply, latency, attempts, worst, reserve_tokens)
-                return await self._answered(job, key, sent, derivations, outcome)
+                return await self._answered(job, prepared, outcome)
             # Retryable failure. Without an HTTP status (timeout, cut body) it may have been billed.
             if error.status is None:
                 await self.budget.finish(worst, None)
@@ -272,14 +298,7 @@ class Runner:
                 )
             await asyncio.sleep(self._backoff(attempts, retry_after))
 
-    async def _answered(
-        self,
-        job: Job,
-        key: str,
-        sent: list[str],
-        derivations: dict[str, list[str]],
-        outcome: Outcome,
-    ) -> JudgeResult:
+    async def _answered(self, job: Job, prepared: Prepared, outcome: Outcome) -> JudgeResult:
         s = self.system
         reply, latency, attempts = outcome.reply, outcome.latency, outcome.attempts
         worst, reserve_tokens = outcome.worst, outcome.reserve_tokens
@@ -317,15 +336,15 @@ class Runner:
         )
         if result.status in CACHEABLE:
             self.cache.put(
-                key,
+                prepared.key,
                 result,
                 system=s.name,
                 endpoint_host=s.endpoint_host,
-                images=sent,
+                images=prepared.sent,
                 order=job.order,
                 repeat=job.repeat,
                 raw=_redact_json(reply.raw, self.redact),
-                derivations=derivations,
+                derivations=prepared.derivations,
             )
         return result
 
