@@ -58,6 +58,7 @@ def bench_generate(
         "rank1_hsv": round(float(quality["hsv"]["rank1"]), 4),
         "chance_rank1": round(float(quality["rgb"]["chance_rank1"]), 4),
         "queries": quality["rgb"]["queries"],
+        "content_sha256": counts["content_sha256"],
     }
 
 
