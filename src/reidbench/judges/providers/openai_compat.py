@@ -90,7 +90,7 @@ class OpenAICompatProvider:
             # The SDK's generic `post` (its documented way to send a raw body) instead of the
             # typed `chat.completions.create`: the same endpoint, auth, errors and
             # `ChatCompletion` result, without `create`'s recursive parameter transform,
-            # which measured as most of the harness CPU per call (docs/benchmarks.md).
+            # the largest single cost per call in a profile (docs/benchmarks.md).
             resp = await self.client.post(
                 "/chat/completions",
                 cast_to=ChatCompletion,
