@@ -12,6 +12,7 @@ import pytest
 
 from reidbench.errors import UserError
 from reidbench.judges import load_prompt
+from reidbench.metrics.run_metrics import compute_metrics
 from reidbench.report import format as fmt
 from reidbench.report import render_report, write_report
 from report_runs import IMG, SCRIPT, make_run
@@ -98,13 +99,15 @@ def test_model_text_is_escaped_everywhere(lvlm_run):
         assert f"pair {e['pair_id']}" in text
 
 
-def test_synthetic_banner(lvlm_run, tmp_path):
+def test_synthetic_banner(lvlm_run):
     assert "SYNTHETIC DATA." in lvlm_run["html"]
     assert "(synthetic data)</title>" in lvlm_run["html"]
     assert "SYNTHETIC" in lvlm_run["summary"]
-    run, metrics = make_run(tmp_path, synthetic=False, missing_images=False, n=24)
-    html, summary = render_report(run, metrics, generated=FIXED)
+    m = copy.deepcopy(lvlm_run["m"])
+    m["run"]["synthetic"] = m["run"]["dataset"]["synthetic"] = False
+    html, summary = render_report(lvlm_run["run"], m, generated=FIXED)
     assert "SYNTHETIC" not in html and "SYNTHETIC" not in summary
+    assert "<dt>Synthetic</dt><dd>no</dd>" in html
 
 
 def _cell_texts(html: str) -> str:
@@ -180,12 +183,9 @@ def test_thumbnails_and_missing_image_placeholders(lvlm_run):
 
 
 def test_deterministic_except_timestamp(lvlm_run):
-    run, m = lvlm_run["run"], lvlm_run["m"]
-    a, _ = render_report(run, m, generated=FIXED)
-    b, _ = render_report(run, m, generated=FIXED)
-    assert a == b == lvlm_run["html"]
-    c, _ = render_report(run, m, generated="2030-01-01 00:00 UTC")
-    assert c.replace("2030-01-01 00:00 UTC", FIXED) == a
+    again, _ = render_report(lvlm_run["run"], lvlm_run["m"], generated="2030-01-01 00:00 UTC")
+    assert again != lvlm_run["html"]
+    assert again.replace("2030-01-01 00:00 UTC", FIXED) == lvlm_run["html"]
 
 
 def test_missing_values_say_why(lvlm_run):
@@ -195,31 +195,84 @@ def test_missing_values_say_why(lvlm_run):
     assert "handcrafted: the run did not ask both orders" in text
 
 
-def test_optional_fusion_and_cascade_sections(lvlm_run):
-    m = copy.deepcopy(lvlm_run["m"])
-    m["fusion"] = {
-        "method": "logistic",
-        "systems": ["gpt-4o", "handcrafted"],
-        "params": {"<b>coef</b>": [0.5, 1.5], "intercept": -0.2},
-        "splits": [{"half": "A", "n": 24}, {"half": "B", "n": 24}],
-    }
-    m["cascade"] = {
-        "curve": {
-            "fraction_sent": [0.0, 0.25, 0.5, 1.0],
-            "f1": [0.7, 0.75, 0.8, 0.78],
-            "usd_per_1000_pairs": [0.0, 1.8, 3.6, 7.2],
-        },
-        "operating_point": {"fraction_sent": 0.5, "f1": 0.8},
-    }
-    html, _ = render_report(lvlm_run["run"], m, generated=FIXED)
+RERANK = {
+    "format": "reidbench.rerank/1",
+    "name": "rr",
+    "dataset": {"name": "market1501", "synthetic": True, "gallery_images": 40},
+    "reid": {"name": "handcrafted", "model": "handcrafted", "fingerprint": "hc-1"},
+    "lvlm": {
+        "name": IMG,
+        "model": "gpt-4o",
+        "prompt_id": "similarity-0-100",
+        "prompt_version": "1",
+    },
+    "settings": {"top_k": 10, "method": "fuse", "alpha": 0.5, "queries": 5, "seed": 0},
+    "protocol": {"failures": "an item whose LVLM answer failed keeps its ReID position"},
+    "queries": {"n_selected": 5, "indices": [0, 1, 2, 3, 4]},
+    "before": {
+        "rank1": 0.4,
+        "rank5": 0.6,
+        "rank10": 0.8,
+        "mAP": 0.35,
+        "mINP": 0.2,
+        "cmc": [0.4, 0.5, 0.6, 0.7],
+    },
+    "after": {
+        "rank1": 0.6,
+        "rank5": 0.8,
+        "rank10": 0.8,
+        "mAP": 0.45,
+        "mINP": 0.25,
+        "cmc": [0.6, 0.7, 0.8, 0.8],
+    },
+    "delta": {"rank1": 0.2, "rank5": 0.2, "rank10": 0.0, "mAP": 0.1, "mINP": 0.05},
+    "calls": {
+        "pairs_judged": 50,
+        "answered": 48,
+        "calls_this_run": 50,
+        "usd_this_run": 0.13,
+        "usd_answers": 0.13,
+    },
+    "per_query": [
+        {"query": i, "before": list(range(10)), "after": list(range(10))} for i in range(5)
+    ],
+}
+
+
+def test_fusion_cascade_and_rerank_sections(tmp_path):
+    """The blocks as reidbench.fusion writes them: fused and cascade systems, plus rerank."""
+    from reidbench.fusion import fuse_run
+
+    run, _ = make_run(tmp_path, n=60, missing_images=False, bootstrap=30)
+    fuse_run(run, ["handcrafted", "gpt-4o"], cv_folds=3, cs=3)
+    fuse_run(run, ["handcrafted", "gpt-4o"], method="cascade", fractions=[0, 0.25, 0.5, 1])
+    m = compute_metrics(run)
+    assert m["fusion"] and m["cascade"]
+    m["rerank"] = RERANK
+    html, summary = render_report(run, m, generated=FIXED)
     doc = _parse(html)
     ids = [a.get("id") for t, a in doc.tags if t == "section"]
-    assert ids[-2:] == ["fusion", "cascade"]
-    assert "&lt;b&gt;coef&lt;/b&gt;" in html and "<b>coef" not in html
-    assert '<a href="#fusion">' in html and '<a href="#cascade">' in html
-    figures = [a for t, a in doc.tags if t == "img" and a.get("alt") == "Cascade curve"]
-    assert len(figures) == 1
-    assert "logistic" in _cell_texts(html)
+    assert ids[-3:] == ["fusion", "cascade", "rerank"]
+    for key in ("fusion", "cascade", "rerank"):
+        assert f'<a href="#{key}">' in html
+    text = _cell_texts(html)
+    (fused_name, fused), (cascade_name, cascade) = (*m["fusion"].items(), *m["cascade"].items())
+    assert fused_name in summary and cascade_name in summary
+    f = fused["fused"]
+    assert f"{f['auc']:.3f} [{f['ci']['auc']['low']:.3f}, {f['ci']['auc']['high']:.3f}]" in text
+    for b in fused["singles"].values():
+        assert f"{b['auc']:.3f} [{b['ci']['auc']['low']:.3f}, {b['ci']['auc']['high']:.3f}]" in text
+    vs = fused["vs_best"]["auc_diff"]
+    assert f"{vs['diff']:.3f} [{vs['ci']['low']:.3f}, {vs['ci']['high']:.3f}]" in text
+    op = cascade["operating_point"]
+    assert op["rule"] in text and f"{op['f1']:.3f}" in text
+    assert len(cascade["curve"]) <= text.count("%") and "Curve on held-out pairs" in text
+    alts = [a.get("alt") for t, a in doc.tags if t == "img"]
+    assert "Cascade curve" in alts and "CMC before and after re-ranking" in alts
+    # re-ranking: the table, the change row, escaped names, per-query lists left out
+    assert "+0.200" in text and "0.600" in text and "50 pairs judged, 48 answered" in text
+    assert IMG not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "per_query" not in html
 
 
 def test_unknown_metrics_format_is_a_user_error(tmp_path, lvlm_run):
@@ -251,3 +304,17 @@ def test_cli_report_prints_the_summary(run_cli, tmp_path):
 def test_size_is_modest(lvlm_run):
     assert len(lvlm_run["html"].encode()) < 1_500_000
     assert Path(lvlm_run["run"] / "report.html").stat().st_size == len(lvlm_run["html"].encode())
+
+
+def test_malformed_optional_blocks_do_not_break_the_report(lvlm_run):
+    """Blocks written by a newer or older fusion stage still render (raw, under details)."""
+    m = copy.deepcopy(lvlm_run["m"])
+    m["fusion"] = {"x": {"model": [1, 2], "fused": "bad", "singles": None, "vs_best": 3}}
+    m["cascade"] = {"y": {"curve": "nope", "operating_point": [], "rules": None}}
+    m["rerank"] = {"before": [], "settings": "x", "protocol": {"k": SCRIPT}}
+    m["fusion_skipped"] = [{"name": "z", "reason": "a system of the run has the same name"}]
+    html, _ = render_report(lvlm_run["run"], m, generated=FIXED)
+    ids = [a.get("id") for t, a in _parse(html).tags if t == "section"]
+    assert ids[-3:] == ["fusion", "cascade", "rerank"]
+    assert "z: skipped (a system of the run has the same name)" in html
+    assert SCRIPT not in html

@@ -75,12 +75,18 @@ def test_nothing_to_draw_gives_none():
     assert plots.calibration_plot(empty, colours) is None
     assert plots.histogram_plot(empty, colours) is None
     assert plots.cmc_plot({"x": {"cmc": []}}, colours) is None
-    assert plots.series_plot("fraction", [0.0, 1.0], {"f1": [0.5]}, "t") is None
+    assert plots.cascade_plot([{"fraction_sent": 0.0, "f1": 0.5}], None, "#000000") is None
+    assert plots.cmc_before_after([], [0.5], "#000000") is None
 
 
-def test_cost_series_on_a_second_axis():
-    uri = plots.series_plot(
-        "fraction_sent", [0, 0.5, 1], {"f1": [0.6, 0.7, 0.72], "usd": [0, 3, 6]}, "cascade"
-    )
-    svg = _svg(uri)
-    assert 'id="axes_2"' in svg  # the cost series got its own (twin) axes
+def test_cascade_curve_has_a_cost_axis_and_the_operating_point():
+    curve = [
+        {"fraction_sent": f, "f1": 0.6 + f / 10, "auc": 0.8, "usd_per_1000_pairs": 6 * f}
+        for f in (0.0, 0.5, 1.0)
+    ]
+    curve.append({"fraction_sent": None, "f1": 0.1})  # an unusable point is skipped
+    svg = _svg(plots.cascade_plot(curve, curve[1], plots.PALETTE[2]))
+    assert 'id="axes_2"' in svg  # the cost got its own (twin) axes
+    assert plots.PALETTE[2].lower() in svg.lower()
+    before_after = _svg(plots.cmc_before_after([0.4, 0.6], [0.5, 0.7], plots.PALETTE[0]))
+    assert plots.DIFFERENT_COLOUR.lower() in before_after.lower()

@@ -9,14 +9,15 @@ here is ever marked safe.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reidbench import __version__
 from reidbench.report import format as fmt
 from reidbench.report import plots, protocol, sections
-from reidbench.report.model import Cell, Node, to_tree
+from reidbench.report.extras import extra_sections
+from reidbench.report.model import Cell
 from reidbench.report.thumbnails import Thumbnails
 
 CATEGORY_LABELS = {
@@ -37,11 +38,6 @@ CATEGORY_ONE = {
     "confident_false_accept": "Confident false accept",
     "confident_false_reject": "Confident false reject",
 }
-OPTIONAL_SECTIONS = (
-    ("fusion", "Fusion", "Systems fused into one score; fitted on the calibration half."),
-    ("cascade", "Cascade", "The ReID model decides outside an uncertainty band, an LVLM inside."),
-    ("rerank", "Re-ranking", "Retrieval lists re-ordered with LVLM judgements."),
-)
 
 
 @dataclass
@@ -84,15 +80,6 @@ class TripletView:
     name: str
     colour: str
     examples: list[list[tuple[str, Any, bool | None]]]  # [(edge, pair id, decided same)]
-
-
-@dataclass
-class ExtraSection:
-    key: str
-    title: str
-    intro: str
-    tree: Node
-    plots: list[str] = field(default_factory=list)
 
 
 def _confusion(name: str, b: Mapping[str, Any], colour: str) -> ConfusionView | None:
@@ -184,36 +171,6 @@ def _triplets(systems: Mapping[str, Any], colours: Mapping[str, str]) -> list[Tr
     return out
 
 
-def _series_of(block: Mapping[str, Any]) -> list[str]:
-    """Plot any curve-like part of an optional block: a map of equal-length number lists
-    with a `fraction*` key as the x-axis (e.g. a cascade's fraction sent to the LVLM)."""
-    found = []
-    stack: list[tuple[str, Any]] = [("", block)]
-    while stack:
-        path, value = stack.pop(0)
-        if not isinstance(value, Mapping):
-            continue
-        lists = {k: v for k, v in value.items() if isinstance(v, list) and len(v) > 1}
-        xkey = next((k for k in lists if str(k).startswith("fraction")), None)
-        if xkey is not None:
-            others = {k: v for k, v in lists.items() if k != xkey and len(v) == len(lists[xkey])}
-            uri = plots.series_plot(str(xkey), lists[xkey], others, path or "curve")
-            if uri:
-                found.append(uri)
-        stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
-    return found
-
-
-def _extras(metrics: Mapping[str, Any]) -> list[ExtraSection]:
-    out = []
-    for key, title, intro in OPTIONAL_SECTIONS:
-        block = metrics.get(key)
-        if block:
-            plots_ = _series_of(block) if isinstance(block, Mapping) else []
-            out.append(ExtraSection(key, title, intro, to_tree(block), plots_))
-    return out
-
-
 def _highlights(metrics: Mapping[str, Any]) -> list[str]:
     systems = metrics.get("systems") or {}
     out = []
@@ -236,12 +193,11 @@ def _highlights(metrics: Mapping[str, Any]) -> list[str]:
                 lo, hi = ci_d.get("low"), ci_d.get("high")
                 if fmt.is_num(lo) and fmt.is_num(hi):
                     lo, hi = sorted((sign * lo, sign * hi))
-                    verdict = (
-                        "the interval excludes 0" if lo > 0 or hi < 0 else "the interval includes 0"
-                    )
+                    verdict = "excludes" if lo > 0 or hi < 0 else "includes"
                     line += (
-                        f"; ahead of {second} by {sign * a['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}] "
-                        f"on the {fmt.integer(a.get('n'))} pairs both scored ({verdict})"
+                        f". On the {fmt.integer(a.get('n'))} pairs both scored, AUC of {best} "
+                        f"minus {second}: {sign * a['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]; the "
+                        f"interval {verdict} 0"
                     )
         out.append(line + ".")
     partial = [
@@ -395,5 +351,5 @@ def build_context(
             sections.retrieval_table(retrieval_other, colours) if retrieval_other else None
         ),
         "cmc": plots.cmc_plot({**retrieval, **retrieval_other}, colours),
-        "extras": _extras(metrics),
+        "extras": extra_sections(metrics, colours),
     }

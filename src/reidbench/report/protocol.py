@@ -40,8 +40,14 @@ THRESHOLD_SOURCES = {
     "recorded": "recorded in the config",
     "lvlm_default": "LVLM default",
     "calibration_best_f1": "best F1 on calibration half A",
+    "fusion": "chosen by the fusion on calibration half A",
 }
-TYPE_LABELS = {"lvlm": "LVLM judge", "reid": "ReID embedder"}
+TYPE_LABELS = {
+    "lvlm": "LVLM judge",
+    "reid": "ReID embedder",
+    "fusion": "fused (logistic)",
+    "cascade": "cascade (ReID, then LVLM)",
+}
 
 
 def type_label(kind: Any) -> str:

@@ -455,9 +455,12 @@ def cost_table(systems: Systems, colours: Colours) -> Table:
         rows_cell = count(c.get("rows"))
         if fmt.is_num(c.get("cached_rows")):
             rows_cell.sub = f"{fmt.integer(c['cached_rows'])} cached"
-        price = (
-            Cell("local", sub="no API") if local else _per_mtok((b.get("info") or {}).get("prices"))
-        )
+        if local:
+            price = Cell("local", sub="no API")
+        elif b.get("type") in ("fusion", "cascade"):
+            price = Cell("from inputs", sub="see the systems it combines")
+        else:
+            price = _per_mtok((b.get("info") or {}).get("prices"))
         cells = [
             rows_cell,
             count(run.get("calls")),

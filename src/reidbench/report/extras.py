@@ -1,0 +1,329 @@
+"""Optional sections: fusion, cascade and LVLM re-ranking (present when metrics.json has them).
+
+Their blocks are written by reidbench.fusion (see docs/fusion.md). Each gets a
+readable summary (tables, a figure) here, and everything it recorded is also
+shown under "All recorded values", so a field added later is never hidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reidbench.report import format as fmt
+from reidbench.report import plots, sections
+from reidbench.report.model import (
+    Cell,
+    Node,
+    Row,
+    Table,
+    collect_notes,
+    count,
+    formatted,
+    number,
+    scalar_text,
+    to_tree,
+)
+
+Pairs = list[tuple[str, str]]
+METRICS = ("accuracy", "f1", "auc", "pr_auc", "eer", "tar_at_far_1e-2")
+
+
+@dataclass
+class ExtraBlock:
+    name: str
+    colour: str | None
+    facts: Pairs
+    tables: list[tuple[str, Table]] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (data URI, alt text)
+    details: list[tuple[str, Node]] = field(default_factory=list)
+
+
+@dataclass
+class ExtraSection:
+    key: str
+    title: str
+    howto: str
+    blocks: list[ExtraBlock]
+    notes: list[str] = field(default_factory=list)
+
+
+def _split_text(split: Any) -> str:
+    if not isinstance(split, Mapping):
+        return fmt.DASH
+    return (
+        f"fitted on calibration half A ({fmt.integer(split.get('n_calibration'))} pairs), "
+        f"measured on held-out half B ({fmt.integer(split.get('n_held_out'))} pairs, "
+        f"{fmt.integer(split.get('n_held_out_same'))} same person), seed "
+        f"{scalar_text(split.get('seed'))}"
+    )
+
+
+def _metric_cells(block: Mapping[str, Any], intervals: Mapping[str, Any] | None) -> list[Cell]:
+    iv = intervals or {}
+    return [number(block.get(k), ci=iv.get(k)) for k in METRICS]
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    """A block's part when it is a mapping; anything else reads as empty (shown raw below)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _fusion_block(name: str, f: Mapping[str, Any], colours: Mapping[str, str]) -> ExtraBlock:
+    model = _map(f.get("model"))
+    fitted = _map(model.get("model"))
+    feats = _map(model.get("features"))
+    thr = _map(model.get("threshold"))
+    facts: Pairs = [
+        ("Method", f"{f.get('method', 'logistic')}: {fitted.get('estimator', fmt.DASH)}"),
+        ("Systems fused", ", ".join(map(str, f.get("systems") or []))),
+        ("Pairs", _split_text(f.get("split"))),
+        ("Features", ", ".join(map(str, fitted.get("features") or feats.get("names") or []))),
+    ]
+    imp = _map(feats.get("imputation"))
+    if imp:
+        values = ", ".join(f"{k} {scalar_text(v)}" for k, v in _map(imp.get("values")).items())
+        flags = ", ".join(map(str, feats.get("indicators") or []))
+        text = f"score imputed by the {imp.get('rule', 'recorded rule')} ({values})"
+        if flags:
+            text += f"; a failure flag for {flags}"
+        facts.append(("Failed answers", text))
+    if fmt.is_num(fitted.get("C")):
+        cv = _map(fitted.get("cv"))
+        facts.append(
+            (
+                "Regularisation",
+                f"C = {fitted['C']:.4g} chosen by {cv.get('folds', '?')}-fold "
+                f"cross-validation on half A ({cv.get('scoring', 'log loss')})",
+            )
+        )
+    if thr:
+        facts.append(("Threshold", f"{scalar_text(thr.get('value'))}: {thr.get('rule', '')}"))
+    if f.get("best_single_rule"):
+        facts.append(("Best single system", f"{f.get('best_single')}: {f['best_single_rule']}"))
+
+    fused = _map(f.get("fused"))
+    split = _map(f.get("split"))
+    n_held = split.get("n_held_out")
+    cols = [
+        ("Answered", "held-out pairs the system answered"),
+        *[(sections.LABELS[k], sections.HELP[k]) for k in METRICS],
+    ]
+    answered = count(fused.get("n_answered"))
+    if fmt.is_num(n_held) and fmt.is_num(fused.get("n_answered")) and n_held:
+        answered.sub = fmt.pct(fused["n_answered"] / n_held)
+    rows = [
+        Row(name, [answered, *_metric_cells(fused, fused.get("ci"))], colours.get(name), "fused")
+    ]
+    for single, b in _map(f.get("singles")).items():
+        cell = count(b.get("n_answered"))
+        if fmt.is_num(b.get("coverage")):
+            cell.sub = fmt.pct(b["coverage"])
+        rows.append(
+            Row(single, [cell, *_metric_cells(b, b.get("ci"))], colours.get(single), "alone")
+        )
+    table = collect_notes(Table(cols, rows))
+    block = ExtraBlock(name, colours.get(name), facts, [("On the same held-out pairs", table)])
+    vs = f.get("vs_best")
+    if isinstance(vs, Mapping):
+        block.tables.append(
+            (
+                f"Fused vs the best single system ({vs.get('pairs', 'held-out pairs')})",
+                sections.comparison_table([vs], colours),
+            )
+        )
+    block.details.append(("Fitted model", to_tree(model)))
+    return block
+
+
+CURVE_COLUMNS = (
+    ("fraction_target", "Target", "fraction of calibration pairs the band was sized to hold"),
+    ("fraction_sent", "Sent", "fraction of held-out pairs sent to the LVLM"),
+    ("n_sent", "Pairs sent", ""),
+    ("n_lvlm_failed", "LVLM failed", "sent pairs the LVLM failed on (ReID decides them)"),
+    ("accuracy", "Accuracy", ""),
+    ("f1", "F1", ""),
+    ("auc", "AUC", ""),
+    ("usd_per_1000_pairs", "USD / 1k pairs", "LVLM cost per 1,000 held-out pairs"),
+)
+
+
+def _curve_row(head: str, p: Mapping[str, Any], colour: str | None, sub: str = "") -> Row:
+    cells = []
+    for key, _, _ in CURVE_COLUMNS:
+        v = p.get(key)
+        if key.startswith("n_"):
+            cells.append(count(v))
+        elif key == "usd_per_1000_pairs":
+            cells.append(formatted(v, fmt.usd, (p.get("null_reasons") or {}).get("usd", "")))
+        elif key.startswith("fraction"):
+            cells.append(formatted(v, fmt.pct))
+        else:
+            cells.append(number(v, (p.get("null_reasons") or {}).get(key, "")))
+    return Row(head, cells, colour, sub)
+
+
+def _cascade_block(name: str, c: Mapping[str, Any], colours: Mapping[str, str]) -> ExtraBlock:
+    reid = _map(c.get("reid_side"))
+    op = _map(c.get("operating_point"))
+    facts: Pairs = [
+        ("ReID model", f"{c.get('reid')}: decides pairs outside the band"),
+        ("LVLM", f"{c.get('lvlm')}: decides pairs inside the band"),
+        ("Mode", str(c.get("mode", fmt.DASH))),
+        ("Pairs", _split_text(c.get("split"))),
+        (
+            "ReID threshold",
+            f"{scalar_text(reid.get('threshold'))} ({reid.get('threshold_source', '')})",
+        ),
+        ("Operating point", str(op.get("rule", fmt.DASH))),
+    ]
+    if fmt.is_num(op.get("band_lo")) and fmt.is_num(op.get("band_hi")):
+        facts.append(("Band", f"ReID score in [{op['band_lo']:.4g}, {op['band_hi']:.4g}]"))
+    if c.get("budget_usd_per_1k") is not None:
+        facts.append(("Budget", f"{fmt.usd(c['budget_usd_per_1k'])} per 1,000 pairs"))
+    acc = _map(c.get("accounting"))
+    if acc:
+        facts.append(
+            (
+                "LVLM calls",
+                f"{fmt.integer(acc.get('lvlm_calls_this_run'))} this run, "
+                f"{fmt.usd(acc.get('lvlm_usd_this_run'))} paid; all answers "
+                f"{fmt.usd(acc.get('lvlm_usd_answers'))}",
+            )
+        )
+    if c.get("curve_note"):
+        facts.append(("Curve", str(c["curve_note"])))
+    colour = colours.get(name, plots.PALETTE[0])
+    block = ExtraBlock(name, colours.get(name), facts)
+    figure = plots.cascade_plot(c.get("curve") or [], op, colour)
+    if figure:
+        block.figures.append((figure, "Cascade curve"))
+    cols = [(label, tip) for _, label, tip in CURVE_COLUMNS]
+    op_rows = [_curve_row(name, op, colours.get(name), "held-out")] if op else []
+    if isinstance(op.get("calibration"), Mapping):
+        op_rows.append(_curve_row(name, op["calibration"], colours.get(name), "same band, half A"))
+    if op_rows:
+        block.tables.append(("Operating point", collect_notes(Table(cols, op_rows))))
+    curve = [p for p in c.get("curve") or [] if isinstance(p, Mapping)]
+    if curve:
+        rows = []
+        for p in curve:
+            row = _curve_row(f"{fmt.pct(p.get('fraction_target'))}", p, None)
+            row.cells = row.cells[1:]  # the target is the row head here
+            rows.append(row)
+        table = Table(cols[1:], rows, head_label="Target")
+        block.tables.append(("Curve on held-out pairs", collect_notes(table)))
+    block.details.append(("Rules", to_tree(c.get("rules") or {})))
+    return block
+
+
+def _rerank_block(r: Mapping[str, Any], colours: Mapping[str, str]) -> ExtraBlock:
+    s = _map(r.get("settings"))
+    reid, lvlm = _map(r.get("reid")), _map(r.get("lvlm"))
+    calls = _map(r.get("calls"))
+    ds = _map(r.get("dataset"))
+    method = str(s.get("method", fmt.DASH))
+    if method == "fuse":
+        method += f" (alpha {scalar_text(s.get('alpha'))})"
+    facts: Pairs = [
+        ("ReID model", f"{reid.get('name')} ({reid.get('model')}, {reid.get('fingerprint')})"),
+        (
+            "LVLM",
+            f"{lvlm.get('name')} ({lvlm.get('model')}, prompt {lvlm.get('prompt_id')} "
+            f"v{lvlm.get('prompt_version')})",
+        ),
+        ("Top-k re-ordered", scalar_text(s.get("top_k"))),
+        ("Method", method),
+        (
+            "Queries",
+            f"{fmt.integer((r.get('queries') or {}).get('n_selected'))} "
+            f"(requested {scalar_text(s.get('queries'))}, seed {scalar_text(s.get('seed'))})",
+        ),
+        (
+            "Dataset",
+            f"{ds.get('name')}{' (SYNTHETIC)' if ds.get('synthetic') else ''}, "
+            f"{fmt.integer(ds.get('gallery_images'))} gallery images",
+        ),
+        (
+            "LVLM calls",
+            f"{fmt.integer(calls.get('pairs_judged'))} pairs judged, "
+            f"{fmt.integer(calls.get('answered'))} answered; "
+            f"{fmt.integer(calls.get('calls_this_run'))} calls this run, "
+            f"{fmt.usd(calls.get('usd_this_run'))} paid; all answers "
+            f"{fmt.usd(calls.get('usd_answers'))}",
+        ),
+    ]
+    keys = (
+        ("rank1", "Rank-1"),
+        ("rank5", "Rank-5"),
+        ("rank10", "Rank-10"),
+        ("mAP", "mAP"),
+        ("mINP", "mINP"),
+    )
+    rows = []
+    for label in ("before", "after", "delta"):
+        m = r.get(label) or {}
+        if label == "delta":
+            cells = [
+                Cell(f"{m[k]:+.3f}") if fmt.is_num(m.get(k)) else Cell(fmt.DASH) for k, _ in keys
+            ]
+        else:
+            cells = [number(m.get(k)) for k, _ in keys]
+        rows.append(Row({"delta": "change"}.get(label, label), cells))
+    table = Table([(lab, "") for _, lab in keys], rows, head_label="Queries")
+    colour = colours.get(str(lvlm.get("name")), plots.PALETTE[0])
+    block = ExtraBlock(f"{reid.get('name')} re-ranked by {lvlm.get('name')}", colour, facts)
+    block.tables.append(("Retrieval on the selected queries", table))
+    figure = plots.cmc_before_after(
+        (r.get("before") or {}).get("cmc"), (r.get("after") or {}).get("cmc"), colour
+    )
+    if figure:
+        block.figures.append((figure, "CMC before and after re-ranking"))
+    block.details.append(("Protocol", to_tree(r.get("protocol") or {})))
+    return block
+
+
+FUSION_HOWTO = (
+    "A fused system combines the scores of several systems with a logistic regression fitted on "
+    "calibration half A only; every number here is measured on held-out half B, which the fit "
+    "never saw. The inputs are shown alone on the same held-out pairs, and the fused system is "
+    "tested against the best of them (paired tests, as under Paired comparisons)."
+)
+CASCADE_HOWTO = (
+    "The ReID model decides the pairs it is sure about; pairs whose ReID score lies in an "
+    "uncertainty band around its threshold go to the LVLM. Wider bands send more pairs to the "
+    "LVLM: usually better accuracy, always higher cost. The band is sized on calibration half A "
+    "and the curve is measured on held-out half B; the operating point is the one chosen by the "
+    "rule shown (e.g. best F1 within a budget)."
+)
+RERANK_HOWTO = (
+    "For each selected query the ReID model's top-k gallery list is re-ordered with LVLM "
+    "judgements; items beyond the top k keep their place. Rank-k and mAP are computed before and "
+    "after on the same queries with the standard protocol; 'change' is after minus before."
+)
+
+
+def extra_sections(metrics: Mapping[str, Any], colours: Mapping[str, str]) -> list[ExtraSection]:
+    out = []
+    fusion = metrics.get("fusion") or {}
+    skipped = metrics.get("fusion_skipped") or []
+    if fusion or skipped:
+        blocks = [_fusion_block(n, f, colours) for n, f in fusion.items() if isinstance(f, Mapping)]
+        notes = [
+            f"{s.get('name')}: skipped ({s.get('reason')})" if isinstance(s, Mapping) else str(s)
+            for s in skipped
+        ]
+        out.append(ExtraSection("fusion", "Fusion", FUSION_HOWTO, blocks, notes))
+    cascade = metrics.get("cascade") or {}
+    if cascade:
+        blocks = [
+            _cascade_block(n, c, colours) for n, c in cascade.items() if isinstance(c, Mapping)
+        ]
+        out.append(ExtraSection("cascade", "Cascade", CASCADE_HOWTO, blocks))
+    rerank = metrics.get("rerank")
+    if isinstance(rerank, Mapping) and rerank:
+        out.append(
+            ExtraSection("rerank", "Re-ranking", RERANK_HOWTO, [_rerank_block(rerank, colours)])
+        )
+    return out
