@@ -311,3 +311,13 @@ def test_only_a_complete_jpeg_ends_with_the_end_marker() -> None:
         data = buf.getvalue()
         assert _complete_jpeg(data)
         assert data.find(b"\xff\xd9") == len(data) - 2, quality  # no earlier cut looks complete
+
+
+def test_cli_interrupt_says_how_to_resume(run_cli, tmp_path: Path, monkeypatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> dict[str, object]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthetic, "generate", interrupted)
+    result = run_cli("synth", tmp_path / "x")
+    assert result.code == 130
+    assert "x.partial/" in result.err and "run the same command again" in result.err
