@@ -157,7 +157,7 @@ def test_same_seed_same_bytes_and_order_independent(tmp_path: Path) -> None:
     jobs = _plan(11, 2, 3, 6)
     world = _World(11, 6)
     for job in reversed(jobs):
-        data, _ = world.render(job)
+        data = world.render(job)
         assert data == (tmp_path / "a" / FOLDERS[job.split] / job.name).read_bytes()
 
 

@@ -201,8 +201,8 @@ class _World:
             self._people[(kind, key)] = found
         return found
 
-    def render(self, job: Job) -> tuple[bytes, int]:
-        """JPEG bytes of one job, and the quality used."""
+    def render(self, job: Job) -> bytes:
+        """The JPEG file of one job."""
         camera: CameraProfile = self.cameras[job.cam - 1]
         track = self._tracks.get((job.kind, job.key, job.cam))
         if track is None:
@@ -216,7 +216,7 @@ class _World:
             img = render_shot(self.person(job.kind, job.key), camera, shot)
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=shot.quality)
-        return buf.getvalue(), shot.quality
+        return buf.getvalue()
 
 
 def _kind_code(kind: str) -> int:
@@ -400,7 +400,7 @@ def generate(
             if _complete_jpeg(data):
                 resumed += 1
             else:
-                data, _ = world.render(job)
+                data = world.render(job)
                 _write_file(path, data)
             digests[(job.split, job.name)] = hashlib.sha256(data).hexdigest()
             pending += 1
