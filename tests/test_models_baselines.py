@@ -201,3 +201,10 @@ def test_device_errors():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="CUDA is not available"):
             load_embedder("efficientnet-lite0", device="cuda")
+
+
+def test_unknown_option_is_a_user_error():
+    with pytest.raises(UserError, match="unexpected keyword argument 'feature'"):
+        load_embedder("efficientnet-lite0", feature="after-bn")
+    with pytest.raises(UserError, match="takes no options"):
+        load_embedder("handcrafted", precision="bf16")

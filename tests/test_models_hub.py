@@ -75,9 +75,17 @@ def tiny_ckpt_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return path.read_bytes()
 
 
+SMALL = b"a small file standing in for a checkpoint" * 10
+
+
 @pytest.fixture
 def hub(tiny_ckpt_bytes: bytes) -> Iterator[FakeHub]:
-    server = FakeHub({f"/org/reid/resolve/{REV}/market.vits/transformer_120.pth": tiny_ckpt_bytes})
+    server = FakeHub(
+        {
+            f"/org/reid/resolve/{REV}/market.vits/transformer_120.pth": tiny_ckpt_bytes,
+            f"/org/reid/resolve/{REV}/small.bin": SMALL,
+        }
+    )
     yield server
     server.close()
 
@@ -109,7 +117,10 @@ def test_pinned_download_loads_and_caches(hub: FakeHub, tiny_ckpt_bytes: bytes, 
 def test_sha256_mismatch_is_refused(hub: FakeHub, tmp_path: Path):
     with pytest.raises(UserError) as info:
         resolve_weights(
-            "personvit-s", _spec("0" * 64), cache_dir=tmp_path / "hf", endpoint=hub.endpoint
+            "personvit-s",
+            _spec("0" * 64, file="small.bin"),
+            cache_dir=tmp_path / "hf",
+            endpoint=hub.endpoint,
         )
     assert "sha256 mismatch" in str(info.value) and "\n" not in str(info.value)
 
@@ -165,20 +176,13 @@ def test_known_entries_are_unverified_and_explain_what_to_do():
         resolve_weights("personvit-b", "hub:lup-ssl")
 
 
-def test_verified_entry_downloads(monkeypatch, hub: FakeHub, tiny_ckpt_bytes, tmp_path: Path):
+def test_verified_entry_downloads(monkeypatch, hub: FakeHub, tmp_path: Path):
     from reidbench.models import hub as hub_mod
 
-    sha = hashlib.sha256(tiny_ckpt_bytes).hexdigest()
+    sha = hashlib.sha256(SMALL).hexdigest()
     entry = hub_mod.HubWeights(
-        "personvit-s",
-        "market",
-        "org/reid",
-        "market.vits/transformer_120.pth",
-        REV,
-        sha,
-        True,
-        "test",
+        "personvit-s", "market", "org/reid", "small.bin", REV, sha, True, "test"
     )
     monkeypatch.setitem(hub_mod.KNOWN_WEIGHTS, ("personvit-s", "market"), entry)
     path = resolve_weights("personvit-s", None, cache_dir=tmp_path / "hf", endpoint=hub.endpoint)
-    assert path.read_bytes() == tiny_ckpt_bytes
+    assert path.read_bytes() == SMALL
