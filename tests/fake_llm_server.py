@@ -237,7 +237,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _post(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
+        data = self.rfile.read(length)
+        if len(data) < length or not data:  # the client died mid-request (e.g. SIGKILL)
+            self.close_connection = True
+            return
+        body = json.loads(data)
         path = self.path.split("?")[0]
         if path.endswith("/chat/completions"):
             api, key = "openai", self.headers.get("Authorization", "").removeprefix("Bearer ")
