@@ -105,8 +105,8 @@ def estimate_tokens_in(text: str, images: list[EncodedImage]) -> int:
     """A generous input-token estimate used for TPM pacing and cost reservations.
 
     The largest of the providers' published image formulas (OpenAI 512-px
-    tiles, Anthropic w*h/750, Gemini 258 per image) plus ~4 characters per
-    text token. Replaced by the largest usage actually reported once known.
+    tiles, Anthropic w*h/750, Gemini 258 per image) plus one token per 3
+    characters of text. Replaced by the largest usage reported once known.
     """
     total = math.ceil(len(text) / 3)
     for img in images:
