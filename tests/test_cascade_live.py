@@ -134,6 +134,13 @@ def test_live_cascade_asks_only_the_band_and_accounts_for_every_call(
     assert asked["asked"] == band.size and asked["fraction"] == 0.3
     assert metrics["systems"][name]["n_pairs"] == op["n"]
 
+    # `reidbench fuse` on a live run knows it was live (the LVLM's run.json entry says so).
+    from reidbench.fusion import fuse_run
+
+    post = fuse_run(out, ["hand", "fake-judge"], method="cascade", name="post hoc")
+    assert post["cascade"]["mode"] == "live"
+    assert post["cascade"]["operating_point"]["f1"] == op["f1"]
+
     before = len(server.records)
     run_experiment(config(data_root, server, fraction=0.3), out, environ=ENV)
     assert len(server.records) == before  # a re-run pays nothing

@@ -157,6 +157,7 @@ def test_singles_and_paired_test_on_the_same_held_out_pairs(fused_run) -> None:
     calib = calibration_mask(pair_ids(y.size), y, 0)
     assert block["split"]["n_held_out"] == (~calib).sum()
     assert block["model"]["features"]["names"][-1] == "failed:judge"
+    assert block["model"]["model"]["C"] == record["logistic"]["model"]["C"]
     ok = systems["judge"]["status"] != "ok"
     for name in ("emb-a", "emb-b", "judge"):
         m = ~calib & (~ok if name == "judge" else np.ones(y.size, bool))

@@ -225,6 +225,15 @@ def test_rerank_end_to_end_resumes_and_counts_calls(
     )
 
 
+def test_example_rerank_configs_validate() -> None:
+    folder = Path(__file__).resolve().parents[1] / "configs" / "rerank"
+    paths = sorted(folder.glob("*.toml"))
+    assert paths
+    for path in paths:
+        cfg = load_rerank_config(path)
+        assert cfg.reid.type == "reid" and cfg.lvlm.type == "lvlm"
+
+
 def test_rerank_cli(
     data_root: Path, server: FakeLLMServer, tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from reidbench.config import (
+    CascadeConfig,
     DatasetConfig,
     ExperimentConfig,
+    FusionConfig,
     LVLMSystemConfig,
     PairsConfig,
     ReIDSystemConfig,
@@ -62,6 +64,11 @@ def demo_config(
                 max_cost_usd=max_cost_usd,
             )
         )
+    # The study's conclusion, offline: fuse the two baselines (fit on calibration pairs,
+    # reported on held-out pairs); with an LVLM, also the cascade curve (post hoc: the
+    # LVLM answered every pair anyway).
+    lvlms = [s.name for s in systems if s.type == "lvlm"]
+    cascade = CascadeConfig(reid="efficientnet-lite0", lvlm=lvlms[0]) if lvlms else None
     return ExperimentConfig(
         name="demo",
         dataset=DatasetConfig(root=data_root),
@@ -70,6 +77,8 @@ def demo_config(
         ),
         systems=systems,
         retrieval=True,
+        fusion=FusionConfig(systems=["handcrafted", "efficientnet-lite0"]),
+        cascade=cascade,
     )
 
 

@@ -170,6 +170,12 @@ def fit_cascade_record(
     """The cascade's curve and operating point, and the operating point's held-out rows."""
     name = name or default_name("cascade", [reid, lvlm])
     _check_name(data, name)
+    asked = data.system(lvlm).entry.get("asked")
+    if isinstance(asked, dict):  # the LVLM was asked only inside a live cascade's band
+        live = True
+        fraction = asked.get("fraction") if fraction is None else fraction
+        if budget_usd_per_1k is None:
+            budget_usd_per_1k = asked.get("budget_usd_per_1k")
     fused = fuse_cascade(
         data,
         reid,
@@ -277,26 +283,31 @@ def load_records(
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            skipped.append({"file": path.name, "reason": f"unreadable ({exc})"})
+            skipped.append({"name": path.name, "file": path.name, "reason": f"unreadable ({exc})"})
             continue
         if not isinstance(record, dict) or record.get("format") != FORMAT:
-            skipped.append({"file": path.name, "reason": "not a reidbench fusion record"})
+            skipped.append(
+                {"name": path.name, "file": path.name, "reason": "not a reidbench fusion record"}
+            )
             continue
+        name = str(record.get("name", path.name))
         rows_path = Path(run_dir) / str(record.get("rows_file", ""))
         if not rows_path.is_file():
-            skipped.append({"file": path.name, "reason": f"{rows_path.name} is missing"})
+            skipped.append({"name": name, "file": path.name, "reason": "its rows file is missing"})
             continue
         if data is None:
             data = read_run(run_dir, seed=seed)
         systems = list(record.get("systems") or [])
         if any(s not in data.systems for s in systems):
-            skipped.append({"file": path.name, "reason": "fuses systems this run no longer has"})
+            skipped.append(
+                {"name": name, "file": path.name, "reason": "fuses systems this run no longer has"}
+            )
             continue
         if inputs_digest(data, systems) != record.get("inputs_digest"):
             skipped.append(
                 {
                     "file": path.name,
-                    "name": str(record.get("name")),
+                    "name": name,
                     "reason": "stale: its input systems or pairs changed since it was fitted; "
                     "re-run `reidbench fuse`",
                 }
