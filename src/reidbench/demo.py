@@ -68,7 +68,8 @@ def demo_config(
     # reported on held-out pairs); with an LVLM, also the cascade curve (post hoc: the
     # LVLM answered every pair anyway).
     lvlms = [s.name for s in systems if s.type == "lvlm"]
-    cascade = CascadeConfig(reid="efficientnet-lite0", lvlm=lvlms[0]) if lvlms else None
+    reid = "personvit-b" if personvit_weights is not None else "handcrafted"  # the strongest
+    cascade = CascadeConfig(reid=reid, lvlm=lvlms[0]) if lvlms else None
     return ExperimentConfig(
         name="demo",
         dataset=DatasetConfig(root=data_root),
