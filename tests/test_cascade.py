@@ -162,6 +162,9 @@ def test_fixed_fraction_and_errors(tmp_path: Path) -> None:
     assert out.record_body["fractions"] == [0.0, 0.3, 1.0]
     assert out.record_body["operating_point"]["fraction_target"] == 0.3
     assert out.record_body["operating_point"]["rule"] == "the configured fraction 0.3"
+    none = fuse_cascade(data, "emb-a", "judge", fractions=[0.5], fraction=0.0)
+    assert none.record_body["fractions"] == [0.0, 0.5]
+    assert none.record_body["operating_point"]["n_sent"] == 0
     with pytest.raises(UserError, match="must be a ReID model"):
         fuse_cascade(data, "judge", "emb-a", fractions=[0.5])
     with pytest.raises(UserError, match="must be an LVLM"):
@@ -182,3 +185,25 @@ def test_cli_cascade(tmp_path: Path, run_cli) -> None:
         "fuse", root, "--systems", "emb-a,judge", "--method", "cascade", "--fractions", "0,2"
     )
     assert res.code == 2 and "--fractions" in res.err
+
+
+def test_held_out_labels_cannot_change_the_band_or_the_operating_point(tmp_path: Path) -> None:
+    y, systems = two_embedders_and_lvlm(n=300, seed=8)
+    data = read_run(write_run(tmp_path, y, systems))
+    calib = data.calibration()
+    a = fuse_cascade(
+        data, "emb-a", "judge", fractions=[0, 0.2, 0.5, 1], budget_usd_per_1k=1.5, calib=calib
+    )
+    data.label = data.label.copy()
+    data.label[~calib] = 1 - data.label[~calib]  # every held-out label wrong
+    b = fuse_cascade(
+        data, "emb-a", "judge", fractions=[0, 0.2, 0.5, 1], budget_usd_per_1k=1.5, calib=calib
+    )
+    assert a.record_body["reid_side"] == b.record_body["reid_side"]
+    assert a.record_body["curve_calibration"] == b.record_body["curve_calibration"]
+    op_a, op_b = a.record_body["operating_point"], b.record_body["operating_point"]
+    assert (op_a["fraction_target"], op_a["halfwidth"]) == (
+        op_b["fraction_target"],
+        op_b["halfwidth"],
+    )
+    np.testing.assert_array_equal(a.operating.score, b.operating.score)

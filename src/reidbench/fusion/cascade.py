@@ -333,7 +333,8 @@ def fuse_cascade(
     cal_rows = np.flatnonzero(calib)
     t = inputs.reid.threshold
     d_cal = inputs.distance[calib]
-    grid = sorted({round(float(f), 6) for f in fractions} | ({fraction} if fraction else set()))
+    targets = [*fractions, *([fraction] if fraction is not None else [])]
+    grid = sorted({round(float(f), 6) for f in targets})
     widths = [band_halfwidth(d_cal, f) for f in grid]
     y = data.label
     body: dict[str, Any] = {
