@@ -93,3 +93,11 @@ def test_any_system_name_stays_in_its_cell(name):
     assert len(cells) == len(COLUMNS)
     assert cells[0].replace("\\|", "|") == " ".join(name.split())
     assert len(text.splitlines()) == len(summary_markdown(_metrics({"a": _system()})).splitlines())
+
+
+def test_systems_measured_on_a_subset_are_marked():
+    fused = dict(_system(), evaluated_on="held-out")
+    text = summary_markdown(_metrics({"a": _system(), "a+b": fused}))
+    rows = _table(text)
+    assert _cells(rows[2])[0] == "a" and _cells(rows[3])[0] == "a+b†"
+    assert "† evaluated on a subset of the pairs only: held-out." in text

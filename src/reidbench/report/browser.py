@@ -179,13 +179,15 @@ def inspect_page(
     *,
     width: int = 1280,
     height: int = 900,
+    scale: float = 1.0,
     screenshot: str = "none",
     chromium: str | None = None,
     timeout: float = 60.0,
 ) -> PageReport:
     """Load a local HTML file in headless Chromium and report what rendered.
 
-    `screenshot`: "none", "viewport" (width x height) or "full" (the whole page).
+    `screenshot`: "none", "viewport" (width x height CSS pixels) or "full" (the whole
+    page); `scale` is the device pixel ratio of the screenshot.
     """
     browser = chromium or find_chromium()
     if browser is None:
@@ -218,7 +220,7 @@ def inspect_page(
             os.close(from_chrome_w)
         pipe = _Pipe(from_chrome_r, to_chrome_w, timeout)
         try:
-            return _inspect(pipe, url, width, height, screenshot)
+            return _inspect(pipe, url, width, height, scale, screenshot)
         finally:
             with contextlib.suppress(OSError):  # already gone: nothing to close
                 os.write(
@@ -234,12 +236,14 @@ def inspect_page(
             log.close()
 
 
-def _inspect(pipe: _Pipe, url: str, width: int, height: int, screenshot: str) -> PageReport:
+def _inspect(
+    pipe: _Pipe, url: str, width: int, height: int, scale: float, screenshot: str
+) -> PageReport:
     target = pipe.send("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     for domain in ("Page", "Runtime", "Log"):
         pipe.send(f"{domain}.enable", session=session)
-    metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+    metrics = {"width": width, "height": height, "deviceScaleFactor": scale, "mobile": False}
     pipe.send("Emulation.setDeviceMetricsOverride", metrics, session)
     pipe.send("Page.navigate", {"url": url}, session)
     pipe.wait_event("Page.loadEventFired")

@@ -17,7 +17,7 @@ from reidbench import __version__
 from reidbench.report import format as fmt
 from reidbench.report import plots, protocol, sections
 from reidbench.report.extras import extra_sections
-from reidbench.report.model import Cell
+from reidbench.report.model import Cell, as_map
 from reidbench.report.thumbnails import Thumbnails
 
 CATEGORY_LABELS = {
@@ -174,8 +174,14 @@ def _triplets(systems: Mapping[str, Any], colours: Mapping[str, str]) -> list[Tr
 def _highlights(metrics: Mapping[str, Any]) -> list[str]:
     systems = metrics.get("systems") or {}
     out = []
+    # Systems measured on a subset (fused: held-out half only) are not ranked against the
+    # others here: their AUC is on different pairs. The fusion section compares them fairly.
     ranked = sorted(
-        ((n, b) for n, b in systems.items() if fmt.is_num(b.get("auc"))),
+        (
+            (n, b)
+            for n, b in systems.items()
+            if fmt.is_num(b.get("auc")) and not b.get("evaluated_on")
+        ),
         key=lambda nb: -nb[1]["auc"],
     )
     if ranked:
@@ -200,6 +206,18 @@ def _highlights(metrics: Mapping[str, Any]) -> list[str]:
                         f"interval {verdict} 0"
                     )
         out.append(line + ".")
+    for name, f in as_map(metrics.get("fusion")).items():
+        vs = as_map(as_map(f).get("vs_best"))
+        d = as_map(vs.get("auc_diff"))
+        ci_d = as_map(d.get("ci"))
+        if fmt.is_num(d.get("diff")) and fmt.is_num(ci_d.get("low")):
+            verdict = "excludes" if ci_d["low"] > 0 or ci_d["high"] < 0 else "includes"
+            out.append(
+                f"Fusion {name} against its best input {vs.get('b')} on the "
+                f"{fmt.integer(d.get('n'))} held-out pairs both scored: AUC difference "
+                f"{d['diff']:+.3f} [{ci_d['low']:+.3f}, {ci_d['high']:+.3f}]; the interval "
+                f"{verdict} 0."
+            )
     partial = [
         (n, b) for n, b in systems.items() if fmt.is_num(b.get("coverage")) and b["coverage"] < 1
     ]
@@ -318,6 +336,7 @@ def build_context(
             (n, colours[n], protocol.type_label(b.get("type"))) for n, b in systems.items()
         ],
         "highlights": _highlights(metrics),
+        "subset_systems": [n for n, b in systems.items() if b.get("evaluated_on")],
         "summary": sections.summary_table(systems, colours),
         "dataset_facts": protocol.dataset_facts(run),
         "pair_facts": protocol.pair_facts(run),

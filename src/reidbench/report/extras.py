@@ -18,6 +18,7 @@ from reidbench.report.model import (
     Node,
     Row,
     Table,
+    as_map,
     collect_notes,
     count,
     formatted,
@@ -65,32 +66,27 @@ def _metric_cells(block: Mapping[str, Any], intervals: Mapping[str, Any] | None)
     return [number(block.get(k), ci=iv.get(k)) for k in METRICS]
 
 
-def _map(value: Any) -> Mapping[str, Any]:
-    """A block's part when it is a mapping; anything else reads as empty (shown raw below)."""
-    return value if isinstance(value, Mapping) else {}
-
-
 def _fusion_block(name: str, f: Mapping[str, Any], colours: Mapping[str, str]) -> ExtraBlock:
-    model = _map(f.get("model"))
-    fitted = _map(model.get("model"))
-    feats = _map(model.get("features"))
-    thr = _map(model.get("threshold"))
+    model = as_map(f.get("model"))
+    fitted = as_map(model.get("model"))
+    feats = as_map(model.get("features"))
+    thr = as_map(model.get("threshold"))
     facts: Pairs = [
         ("Method", f"{f.get('method', 'logistic')}: {fitted.get('estimator', fmt.DASH)}"),
         ("Systems fused", ", ".join(map(str, f.get("systems") or []))),
         ("Pairs", _split_text(f.get("split"))),
         ("Features", ", ".join(map(str, fitted.get("features") or feats.get("names") or []))),
     ]
-    imp = _map(feats.get("imputation"))
+    imp = as_map(feats.get("imputation"))
     if imp:
-        values = ", ".join(f"{k} {scalar_text(v)}" for k, v in _map(imp.get("values")).items())
+        values = ", ".join(f"{k} {scalar_text(v)}" for k, v in as_map(imp.get("values")).items())
         flags = ", ".join(map(str, feats.get("indicators") or []))
         text = f"score imputed by the {imp.get('rule', 'recorded rule')} ({values})"
         if flags:
             text += f"; a failure flag for {flags}"
         facts.append(("Failed answers", text))
     if fmt.is_num(fitted.get("C")):
-        cv = _map(fitted.get("cv"))
+        cv = as_map(fitted.get("cv"))
         facts.append(
             (
                 "Regularisation",
@@ -103,8 +99,8 @@ def _fusion_block(name: str, f: Mapping[str, Any], colours: Mapping[str, str]) -
     if f.get("best_single_rule"):
         facts.append(("Best single system", f"{f.get('best_single')}: {f['best_single_rule']}"))
 
-    fused = _map(f.get("fused"))
-    split = _map(f.get("split"))
+    fused = as_map(f.get("fused"))
+    split = as_map(f.get("split"))
     n_held = split.get("n_held_out")
     cols = [
         ("Answered", "held-out pairs the system answered"),
@@ -116,7 +112,7 @@ def _fusion_block(name: str, f: Mapping[str, Any], colours: Mapping[str, str]) -
     rows = [
         Row(name, [answered, *_metric_cells(fused, fused.get("ci"))], colours.get(name), "fused")
     ]
-    for single, b in _map(f.get("singles")).items():
+    for single, b in as_map(f.get("singles")).items():
         cell = count(b.get("n_answered"))
         if fmt.is_num(b.get("coverage")):
             cell.sub = fmt.pct(b["coverage"])
@@ -165,8 +161,8 @@ def _curve_row(head: str, p: Mapping[str, Any], colour: str | None, sub: str = "
 
 
 def _cascade_block(name: str, c: Mapping[str, Any], colours: Mapping[str, str]) -> ExtraBlock:
-    reid = _map(c.get("reid_side"))
-    op = _map(c.get("operating_point"))
+    reid = as_map(c.get("reid_side"))
+    op = as_map(c.get("operating_point"))
     facts: Pairs = [
         ("ReID model", f"{c.get('reid')}: decides pairs outside the band"),
         ("LVLM", f"{c.get('lvlm')}: decides pairs inside the band"),
@@ -182,7 +178,7 @@ def _cascade_block(name: str, c: Mapping[str, Any], colours: Mapping[str, str]) 
         facts.append(("Band", f"ReID score in [{op['band_lo']:.4g}, {op['band_hi']:.4g}]"))
     if c.get("budget_usd_per_1k") is not None:
         facts.append(("Budget", f"{fmt.usd(c['budget_usd_per_1k'])} per 1,000 pairs"))
-    acc = _map(c.get("accounting"))
+    acc = as_map(c.get("accounting"))
     if acc:
         facts.append(
             (
@@ -219,10 +215,10 @@ def _cascade_block(name: str, c: Mapping[str, Any], colours: Mapping[str, str]) 
 
 
 def _rerank_block(r: Mapping[str, Any], colours: Mapping[str, str]) -> ExtraBlock:
-    s = _map(r.get("settings"))
-    reid, lvlm = _map(r.get("reid")), _map(r.get("lvlm"))
-    calls = _map(r.get("calls"))
-    ds = _map(r.get("dataset"))
+    s = as_map(r.get("settings"))
+    reid, lvlm = as_map(r.get("reid")), as_map(r.get("lvlm"))
+    calls = as_map(r.get("calls"))
+    ds = as_map(r.get("dataset"))
     method = str(s.get("method", fmt.DASH))
     if method == "fuse":
         method += f" (alpha {scalar_text(s.get('alpha'))})"

@@ -27,8 +27,9 @@ def _row(name: str, b: Mapping[str, Any]) -> list[str]:
     if b.get("type") == "reid" and per_k == 0:
         cost = "$0 (local)"
     kind = {"lvlm": "LVLM", "reid": "ReID"}.get(str(b.get("type")), str(b.get("type") or "-"))
+    held = "†" if b.get("evaluated_on") else ""  # measured on a subset: footnoted below
     return [
-        _cell(name),
+        _cell(name) + held,
         _cell(kind),
         fmt.pct(b.get("coverage")),
         fmt.num(b.get("accuracy")),
@@ -77,6 +78,9 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
         "Metrics on answered pairs at each system's threshold; AUC with a 95% bootstrap "
         "interval. Full report: report.html."
     )
+    subsets = sorted({str(b["evaluated_on"]) for b in systems.values() if b.get("evaluated_on")})
+    if subsets:
+        lines.append(f"† evaluated on a subset of the pairs only: {'; '.join(subsets)}.")
     if run.get("synthetic"):
         lines.append(
             "> SYNTHETIC DATA: procedural pedestrians, not real people; these numbers say "

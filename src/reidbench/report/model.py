@@ -100,6 +100,15 @@ def collect_notes(table: Table) -> Table:
     return table
 
 
+def as_map(value: Any) -> Mapping[str, Any]:
+    """A block's part when it is a mapping; anything else reads as empty.
+
+    Optional blocks come from other stages and may change shape; a part that
+    cannot be read is left out rather than breaking the whole report.
+    """
+    return value if isinstance(value, Mapping) else {}
+
+
 def reason(block: Mapping[str, Any] | None, key: str, *more: Mapping[str, Any] | None) -> str:
     """The first null reason recorded for `key` in any of the given blocks."""
     for b in (block, *more):

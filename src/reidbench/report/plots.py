@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -274,8 +275,17 @@ def histogram_plot(
         return None
     ncols = min(3, len(drawn))
     nrows = math.ceil(len(drawn) / ncols)
+    # Long names (fused systems) wrap onto extra title lines instead of running off the figure.
+    titles = {n: textwrap.wrap(label_text(n), 38, break_on_hyphens=False) for n, *_ in drawn}
+    extra = 0.17 * (max(len(t) for t in titles.values()) - 1)
     with matplotlib.rc_context(_RC):
-        fig = _figure(10.0 if ncols > 1 else 5.0, 2.7 * nrows + 0.3, wspace=0.28, hspace=0.62)
+        fig = _figure(
+            10.0 if ncols > 1 else 5.0,
+            (2.7 + extra) * nrows + 0.3,
+            margins=(0.62, 0.15, 0.5, 0.32 + extra),
+            wspace=0.28,
+            hspace=0.62 + extra / 2.2,
+        )
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
         for ax, (name, b, edges, same, diff) in zip(axes, drawn, strict=False):
             colour = colors[name]
@@ -289,11 +299,11 @@ def histogram_plot(
                 ax.axvline(thr, color=INK, linestyle="--", linewidth=1.1, label="threshold")
                 lo, hi = min(lo, thr), max(hi, thr)
             ax.set_xlim(lo, hi)
-            ax.set_title(label_text(name), color=colour, fontweight="bold", loc="left")
+            ax.set_title("\n".join(titles[name]), color=colour, fontweight="bold", loc="left")
             ax.set_xlabel(f"score (scale 0-{b.get('scale', 1):g})")
             ax.set_ylabel("pairs")
             ax.grid(axis="x", visible=False)
-            ax.legend(loc="upper left", fontsize=7.5, handlelength=1.4)
+            ax.legend(loc="best", fontsize=7.5, handlelength=1.4)
         for ax in axes[len(drawn) :]:
             ax.set_visible(False)
     return to_data_uri(fig)

@@ -147,10 +147,13 @@ def tuned_halves_table(systems: Systems, colours: Colours) -> Table:
         ("Tuned / measured", "pairs used to tune, pairs measured"),
         *[(LABELS[k], HELP[k]) for k in keys],
     ]
-    rows = []
+    rows, skipped = [], []
     for name, b in systems.items():
         th = b.get("tuned_halves")
         if not isinstance(th, Mapping):
+            continue
+        if th.get("note"):  # e.g. a fused system: already measured on held-out pairs only
+            skipped.append(f"{name}: {th['note']}")
             continue
         scale = b.get("scale")
         for key, label in (("a_to_b", "A → B"), ("b_to_a", "B → A"), ("mean", "mean")):
@@ -167,7 +170,10 @@ def tuned_halves_table(systems: Systems, colours: Colours) -> Table:
                 thr = Cell("")
             cells = [thr, sizes] + [number(d.get(k), reason(d, k, th)) for k in keys]
             rows.append(Row(name, cells, colours.get(name), label))
-    return collect_notes(Table(cols, rows))
+    table = collect_notes(Table(cols, rows))
+    for note in skipped:
+        table.add_note(note)
+    return table
 
 
 def failures_as_wrong_table(systems: Systems, colours: Colours) -> Table:
