@@ -90,6 +90,7 @@ def make_run(
     missing_images: bool = True,
     seed: int = 7,
     bootstrap: int = 60,
+    decision_only: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Write a run directory under `root` and its metrics.json; return (run dir, metrics)."""
     rng = np.random.default_rng(seed)
@@ -192,6 +193,9 @@ def make_run(
                 )
             )
         rows.append(_row(pid, "handcrafted", score=float(emb[i])))
+        if decision_only:  # a same/different prompt: decisions, no scores; right 80% of the time
+            same = bool(labels[i]) == (i % 5 != 0)
+            rows.append(_row(pid, "yesno", decision="same" if same else "different", raw="yes"))
     systems = [
         lvlm_info("gpt-4o", both_orders=True, repeats=2),
         {
@@ -204,6 +208,8 @@ def make_run(
             "threshold": None,
         },
     ]
+    if decision_only:
+        systems.append({"name": "yesno", "type": "lvlm", "scale": 100.0, "threshold": 50.0})
     write_table(run / "scores.parquet", pa.Table.from_pylist(rows, schema=SCORES_SCHEMA))
     manifest = {
         "reidbench_version": "0.1.0",

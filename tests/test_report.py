@@ -318,3 +318,16 @@ def test_malformed_optional_blocks_do_not_break_the_report(lvlm_run):
     assert ids[-3:] == ["fusion", "cascade", "rerank"]
     assert "z: skipped (a system of the run has the same name)" in html
     assert SCRIPT not in html
+
+
+def test_decision_only_system(tmp_path):
+    """A same/different prompt has decisions but no scores: threshold metrics, no curves."""
+    run, m = make_run(tmp_path, n=30, missing_images=False, decision_only=True)
+    b = m["systems"]["yesno"]
+    assert b["n_decision_only"] == 30 and b["auc"] is None
+    html, summary = render_report(run, m, generated=FIXED)
+    text = _cell_texts(html)
+    assert f"{b['accuracy']:.3f} [" in text
+    assert "AUC, AP, EER, TAR@FAR 1% of yesno: no scored pairs" in text
+    row = next(ln for ln in summary.splitlines() if ln.startswith("| yesno"))
+    assert "—" in row and f"{b['accuracy']:.3f}" in row
