@@ -45,8 +45,9 @@ class HubWeights:
     source: str  # where the entry's facts come from
 
     def spec(self) -> str:
-        rev = self.revision or "<COMMIT>"
-        sha = self.sha256 or "<SHA256>"
+        """The hf:// pin for this file; unchecked facts are left as placeholders."""
+        rev = self.revision if self.verified and self.revision else "<COMMIT>"
+        sha = self.sha256 if self.verified and self.sha256 else "<SHA256>"
         return f"hf://{self.repo_id}/{self.filename}@{rev}#sha256={sha}"
 
 
