@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from reidbench.datasets.base import Dataset
 from reidbench.errors import UserError
 
 if sys.version_info >= (3, 11):
@@ -31,6 +32,16 @@ class DatasetConfig(_Strict):
     format: str | None = None  # auto-detected when absent
     msmt17_val_in_train: bool = True
     cuhk03_variant: Literal["detected", "labeled"] = "detected"
+
+    def load(self) -> Dataset:
+        from reidbench.datasets import load_dataset
+
+        return load_dataset(
+            self.root,
+            self.format,
+            msmt17_val_in_train=self.msmt17_val_in_train,
+            cuhk03_variant=self.cuhk03_variant,
+        )
 
 
 class PairsConfig(_Strict):

@@ -21,7 +21,8 @@ from reidbench.config import (
     PairsConfig,
     ReIDSystemConfig,
 )
-from reidbench.experiment import Log, ProgressFactory, RunPaths, run_experiment
+from reidbench.experiment import RunPaths, run_experiment
+from reidbench.progress import Log, ProgressFactory, no_log
 
 # The study's four LVLMs, added when their key is in the environment.
 AUTO_LVLM_PRESETS = {
@@ -95,7 +96,7 @@ def run_demo(
     auto_lvlm: bool = True,
     max_cost_usd: float = 0.5,
     progress: ProgressFactory | None = None,
-    log: Log = lambda _m: None,
+    log: Log = no_log,
     environ: Mapping[str, str] | None = None,
 ) -> RunPaths:
     from reidbench.datasets.synthetic import generate

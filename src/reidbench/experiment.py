@@ -17,7 +17,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,8 @@ from reidbench.config import ExperimentConfig, LVLMSystemConfig, ReIDSystemConfi
 from reidbench.datasets import Dataset
 from reidbench.errors import UserError
 from reidbench.files import write_json_atomic
-from reidbench.progress import Progress
+from reidbench.progress import Log, ProgressFactory, no_log
 from reidbench.tables import SCORES_SCHEMA, read_meta, read_table, write_table
-
-ProgressFactory = Callable[[str], Progress | None]
-Log = Callable[[str], None]
 
 
 @dataclass
@@ -87,16 +84,12 @@ def _settings_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _nothing(_: str) -> None:
-    return None
-
-
 def run_experiment(
     cfg: ExperimentConfig,
     out: Path,
     *,
     progress: ProgressFactory | None = None,
-    log: Log = _nothing,
+    log: Log = no_log,
     environ: Mapping[str, str] | None = None,
     write_outputs: bool = True,
 ) -> RunPaths:
@@ -110,7 +103,7 @@ def run_experiment(
         check_fusion_references(cfg)  # before anything is paid for
     paths.out.mkdir(parents=True, exist_ok=True)
 
-    dataset = _load_dataset(cfg, make_progress)
+    dataset = cfg.dataset.load()
     log(f"dataset: {dataset.name} at {dataset.root}{' (SYNTHETIC)' if dataset.synthetic else ''}")
     pairset = _ensure_pairs(cfg, dataset, paths, make_progress, log)
     pairs = pairset.table
@@ -138,7 +131,7 @@ def run_experiment(
     return paths
 
 
-def write_run_outputs(run_dir: Path, *, log: Log = _nothing) -> str:
+def write_run_outputs(run_dir: Path, *, log: Log = no_log) -> str:
     """Write metrics.json, report.html and summary.md; return the Markdown summary."""
     from reidbench.metrics.run_metrics import write_metrics
     from reidbench.report import write_report
@@ -150,18 +143,6 @@ def write_run_outputs(run_dir: Path, *, log: Log = _nothing) -> str:
 
 
 # --- stages -----------------------------------------------------------------
-
-
-def _load_dataset(cfg: ExperimentConfig, make_progress: ProgressFactory) -> Dataset:
-    from reidbench.datasets import load_dataset
-
-    d = cfg.dataset
-    return load_dataset(
-        d.root,
-        d.format,
-        msmt17_val_in_train=d.msmt17_val_in_train,
-        cuhk03_variant=d.cuhk03_variant,
-    )
 
 
 def _pair_request(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -189,18 +170,23 @@ def _ensure_pairs(cfg, dataset, paths: RunPaths, make_progress, log):
         from reidbench.models import FeatureCache, embedder_miner, load_embedder
 
         embedder = load_embedder(p.hard_negatives)
-        miner = embedder_miner(embedder, dataset.root, FeatureCache(paths.feature_cache))
-    pairset = curate_pairs(
-        dataset,
-        positives=p.positives,
-        negatives=p.negatives,
-        seed=p.seed,
-        split=p.split,
-        same_camera_positives=p.same_camera_positives,
-        distractor_negatives=p.distractor_negatives,
-        triplets=p.triplets,
-        negative_miner=miner,
-    )
+        cache = FeatureCache(paths.feature_cache)
+        miner = embedder_miner(embedder, dataset.root, cache, progress=make_progress("img"))
+    try:
+        pairset = curate_pairs(
+            dataset,
+            positives=p.positives,
+            negatives=p.negatives,
+            seed=p.seed,
+            split=p.split,
+            same_camera_positives=p.same_camera_positives,
+            distractor_negatives=p.distractor_negatives,
+            triplets=p.triplets,
+            negative_miner=miner,
+        )
+    finally:
+        if miner is not None:
+            cache.close()
     pairset.meta["request"] = request
     pairset.meta["dataset_fingerprint"] = _dataset_fp(dataset)
     write_pairs(paths.pairs, pairset)
@@ -285,15 +271,16 @@ def _score_with_embedder(system: ReIDSystemConfig, dataset, pairs, paths, make_p
     from reidbench.models import FeatureCache, cosine_to_unit, load_embedder, pair_scores
 
     embedder = load_embedder(system.model, weights=system.weights, device=system.device)
-    cos = pair_scores(
-        embedder,
-        dataset.root,
-        pairs.column("path_a").to_pylist(),
-        pairs.column("path_b").to_pylist(),
-        cache=FeatureCache(paths.feature_cache),
-        batch_size=system.batch_size,
-        progress=make_progress("img"),
-    )
+    with FeatureCache(paths.feature_cache) as cache:
+        cos = pair_scores(
+            embedder,
+            dataset.root,
+            pairs.column("path_a").to_pylist(),
+            pairs.column("path_b").to_pylist(),
+            cache=cache,
+            batch_size=system.batch_size,
+            progress=make_progress("img"),
+        )
     score = cosine_to_unit(np.asarray(cos, dtype=np.float64))
     n = pairs.num_rows
     table = pa.table(
@@ -402,7 +389,12 @@ def _ensure_fusions(cfg: ExperimentConfig, paths: RunPaths, log: Log) -> None:
     if cfg.fusion is not None:
         f = cfg.fusion
         fuse_run(
-            paths.out, f.systems, method=f.method, name=f.name, cv_folds=f.cv_folds, cs=f.cs,
+            paths.out,
+            f.systems,
+            method=f.method,
+            name=f.name,
+            cv_folds=f.cv_folds,
+            cs=f.cs,
             log=log,
         )
     if cfg.cascade is not None:
@@ -427,53 +419,31 @@ def _merge_scores(cfg: ExperimentConfig, paths: RunPaths) -> None:
 
 
 def _ensure_retrieval(cfg, dataset, paths, make_progress, log) -> None:
-    from reidbench.metrics import evaluate_features
-    from reidbench.models import FeatureCache, extract_features, load_embedder
+    from reidbench.models import FeatureCache, load_embedder
+    from reidbench.retrieval import evaluate_embedder
 
     results: dict[str, Any] = {}
     if paths.retrieval.exists():
         results = json.loads(paths.retrieval.read_text())
-    q, g = dataset.query, dataset.gallery
     for system in cfg.systems:
         if not isinstance(system, ReIDSystemConfig):
             continue
         embedder = load_embedder(system.model, weights=system.weights, device=system.device)
         if results.get(system.name, {}).get("fingerprint") == embedder.fingerprint:
             continue
-        cache = FeatureCache(paths.feature_cache)
-        qf = extract_features(
-            embedder,
-            [dataset.abspath(r) for r in q],
-            batch_size=system.batch_size,
-            cache=cache,
-            progress=make_progress("img"),
-        )
-        gf = extract_features(
-            embedder,
-            [dataset.abspath(r) for r in g],
-            batch_size=system.batch_size,
-            cache=cache,
-            progress=make_progress("img"),
-        )
-        res = evaluate_features(
-            qf,
-            gf,
-            np.array([r.pid for r in q]),
-            np.array([r.pid for r in g]),
-            np.array([r.camid for r in q]),
-            np.array([r.camid for r in g]),
-        )
-        cmc = np.asarray(res.cmc, dtype=float)
+        with FeatureCache(paths.feature_cache) as cache:
+            run = evaluate_embedder(
+                embedder,
+                dataset,
+                cache=cache,
+                batch_size=system.batch_size,
+                progress=make_progress,
+            )
         results[system.name] = {
             "fingerprint": embedder.fingerprint,
-            "rank1": float(cmc[0]),
-            "rank5": float(cmc[min(4, len(cmc) - 1)]),
-            "rank10": float(cmc[min(9, len(cmc) - 1)]),
-            "mAP": float(res.mAP),
-            "mINP": float(res.mINP),
-            "cmc": cmc.tolist(),
-            "num_query": len(q),
-            "num_gallery": len(g),
+            **run.summary(),
+            "num_query": len(dataset.query),
+            "num_gallery": len(dataset.gallery),
         }
-        log(f"{system.name}: retrieval rank-1 {cmc[0]:.3f}, mAP {res.mAP:.3f}")
+        log(f"{system.name}: retrieval rank-1 {run.result.rank(1):.3f}, mAP {run.result.mAP:.3f}")
         write_json_atomic(paths.retrieval, results)

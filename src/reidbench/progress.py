@@ -8,7 +8,7 @@ and quiet inside other programs.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 
@@ -18,6 +18,20 @@ class Progress(Protocol):
     def advance(self, n: int = 1, **fields: object) -> None: ...
 
     def finish(self) -> None: ...
+
+
+# A stage that shows several bars asks for one per step, naming its unit ("img", "call").
+ProgressFactory = Callable[[str], "Progress | None"]
+# Stages report what they did as plain lines; the CLI prints them to stderr.
+Log = Callable[[str], None]
+
+
+def no_log(_message: str) -> None:
+    return None
+
+
+def no_progress(_unit: str) -> Progress | None:
+    return None
 
 
 class NullProgress:

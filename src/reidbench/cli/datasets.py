@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from reidbench.cli.common import (
+    Cuhk03VariantOption,
+    DatasetRoot,
+    FormatOption,
+    Msmt17TrainOnlyOption,
+    load_dataset_option,
+    progress,
+)
 from reidbench.datasets.base import SPLITS, Dataset
 
 RULE = "  ----------------------------------------"
@@ -75,22 +82,8 @@ def register(app: typer.Typer) -> None:
 
     @dataset_app.command("info")
     def info(
-        root: Annotated[
-            Path,
-            typer.Argument(
-                help="Dataset folder (or a .csv manifest for the custom format).",
-                metavar="ROOT",
-                show_default=False,
-            ),
-        ],
-        format: Annotated[
-            str | None,
-            typer.Option(
-                "--format",
-                "-f",
-                help="market1501, dukemtmcreid, msmt17, cuhk03np or custom (default: detect).",
-            ),
-        ] = None,
+        root: DatasetRoot,
+        format: FormatOption = None,
         as_json: Annotated[
             bool, typer.Option("--json", help="Print one JSON object instead of the table.")
         ] = False,
@@ -98,30 +91,17 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--verify", help="Decode every image; exit 2 naming unreadable ones."),
         ] = False,
-        msmt17_train_only: Annotated[
-            bool,
-            typer.Option(
-                "--msmt17-train-only",
-                help="MSMT17: leave list_val.txt out of train (torchreid's default).",
-            ),
-        ] = False,
-        cuhk03_variant: Annotated[
-            str,
-            typer.Option("--cuhk03-variant", help="CUHK03-NP: detected or labeled."),
-        ] = "detected",
+        msmt17_train_only: Msmt17TrainOnlyOption = False,
+        cuhk03_variant: Cuhk03VariantOption = "detected",
     ) -> None:
         """Counts per split as torchreid prints them, junk and distractors, cameras."""
-        from reidbench.cli.common import err_console
-        from reidbench.datasets import load_dataset
-        from reidbench.progress import RichProgress
-
-        dataset = load_dataset(
+        dataset = load_dataset_option(
             root,
             format,
-            msmt17_val_in_train=not msmt17_train_only,
-            cuhk03_variant=cuhk03_variant,
+            msmt17_train_only,
+            cuhk03_variant,
             verify=verify,
-            progress=RichProgress(unit="img", console=err_console) if verify else None,
+            progress=progress("img") if verify else None,
         )
         if as_json:
             typer.echo(json.dumps(info_json(dataset), indent=2, default=str))

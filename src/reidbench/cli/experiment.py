@@ -7,23 +7,8 @@ from typing import Annotated
 
 import typer
 
-from reidbench.cli.common import console, err_console
+from reidbench.cli.common import console, interrupted, log, print_result, progress
 from reidbench.errors import UserError
-
-
-def _progress(unit: str):
-    from reidbench.progress import RichProgress
-
-    return RichProgress(unit=unit)
-
-
-def _log(message: str) -> None:
-    err_console.print(message, markup=False, highlight=False)
-
-
-def _print_summary(summary: str) -> None:
-    console.print()
-    console.print(summary, markup=False, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -42,13 +27,10 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(config)
         out = out or Path("runs") / (cfg.name or config.stem)
         try:
-            paths = run_experiment(cfg, out, progress=_progress, log=_log, write_outputs=False)
+            paths = run_experiment(cfg, out, progress=progress, log=log, write_outputs=False)
         except KeyboardInterrupt:
-            err_console.print(
-                f"interrupted: answers so far are saved; run the same command to resume ({out})"
-            )
-            raise typer.Exit(130) from None
-        _print_summary(write_run_outputs(paths.out, log=_log))
+            raise interrupted(out) from None
+        print_result(write_run_outputs(paths.out, log=log))
 
     @app.command("report")
     def report(
@@ -61,7 +43,7 @@ def register(app: typer.Typer) -> None:
             raise UserError(
                 f"{run_dir}: no scores.parquet here; pass a run directory made by `reidbench run`"
             )
-        _print_summary(write_run_outputs(run_dir, log=_log))
+        print_result(write_run_outputs(run_dir, log=log))
 
     @app.command("demo")
     def demo(
@@ -97,13 +79,12 @@ def register(app: typer.Typer) -> None:
                 lvlms=[] if no_lvlm else list(lvlm or []),
                 auto_lvlm=not no_lvlm,
                 max_cost_usd=max_cost_usd,
-                progress=_progress,
-                log=_log,
+                progress=progress,
+                log=log,
             )
         except KeyboardInterrupt:
-            err_console.print(f"interrupted: run the same command to resume ({out})")
-            raise typer.Exit(130) from None
+            raise interrupted(out) from None
         from reidbench.experiment import write_run_outputs
 
-        _print_summary(write_run_outputs(paths.out, log=_log))
+        print_result(write_run_outputs(paths.out, log=log))
         console.print(f"\nReport: {paths.out / 'report.html'}")

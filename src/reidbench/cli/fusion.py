@@ -7,18 +7,8 @@ from typing import Annotated
 
 import typer
 
-from reidbench.cli.common import console, err_console
+from reidbench.cli.common import interrupted, log, print_result, progress
 from reidbench.errors import UserError
-
-
-def _log(message: str) -> None:
-    err_console.print(message, markup=False, highlight=False)
-
-
-def _progress(unit: str):
-    from reidbench.progress import RichProgress
-
-    return RichProgress(unit=unit, console=err_console)
 
 
 def _systems(value: str) -> list[str]:
@@ -114,11 +104,9 @@ def register(app: typer.Typer) -> None:
             fraction=fraction,
             budget_usd_per_1k=budget,
             fractions=_fractions(fractions) or CASCADE_FRACTIONS,
-            log=_log,
+            log=log,
         )
-        summary = write_run_outputs(run_dir, log=_log)
-        console.print()
-        console.print(summary, markup=False, highlight=False, soft_wrap=True)
+        print_result(write_run_outputs(run_dir, log=log))
 
     @app.command("rerank")
     def rerank(
@@ -141,12 +129,8 @@ def register(app: typer.Typer) -> None:
         cfg = load_rerank_config(config)
         out = out or Path("runs") / (cfg.name or config.stem)
         try:
-            result = run_rerank(cfg, out, progress=_progress, log=_log)
+            result = run_rerank(cfg, out, progress=progress, log=log)
         except KeyboardInterrupt:
-            err_console.print(
-                f"interrupted: answers so far are saved; run the same command to resume ({out})"
-            )
-            raise typer.Exit(130) from None
-        console.print()
-        console.print(rerank_markdown(result), markup=False, highlight=False, soft_wrap=True)
-        _log(f"wrote {out / 'rerank.json'}")
+            raise interrupted(out) from None
+        print_result(rerank_markdown(result))
+        log(f"wrote {out / 'rerank.json'}")

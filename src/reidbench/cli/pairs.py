@@ -7,6 +7,17 @@ from typing import Annotated
 
 import typer
 
+from reidbench.cli.common import (
+    CacheOption,
+    Cuhk03VariantOption,
+    DatasetRoot,
+    DeviceOption,
+    FormatOption,
+    Msmt17TrainOnlyOption,
+    WeightsOption,
+    load_dataset_option,
+    progress,
+)
 from reidbench.pairs import PairSet
 
 
@@ -53,14 +64,7 @@ def summary_lines(pairset: PairSet, out: Path) -> list[str]:
 def register(app: typer.Typer) -> None:
     @app.command("pairs")
     def pairs(
-        root: Annotated[
-            Path,
-            typer.Argument(
-                help="Dataset folder (or a .csv manifest for the custom format).",
-                metavar="ROOT",
-                show_default=False,
-            ),
-        ],
+        root: DatasetRoot,
         out: Annotated[
             Path,
             typer.Option(
@@ -82,14 +86,7 @@ def register(app: typer.Typer) -> None:
                 "or train.",
             ),
         ] = "query-gallery",
-        format: Annotated[
-            str | None,
-            typer.Option(
-                "--format",
-                "-f",
-                help="market1501, dukemtmcreid, msmt17, cuhk03np or custom (default: detect).",
-            ),
-        ] = None,
+        format: FormatOption = None,
         same_camera: Annotated[
             bool,
             typer.Option(
@@ -107,17 +104,8 @@ def register(app: typer.Typer) -> None:
             int,
             typer.Option("--triplets", help="Image triplets added for the transitivity check."),
         ] = 0,
-        msmt17_train_only: Annotated[
-            bool,
-            typer.Option(
-                "--msmt17-train-only",
-                help="MSMT17: leave list_val.txt out of train (torchreid's default).",
-            ),
-        ] = False,
-        cuhk03_variant: Annotated[
-            str,
-            typer.Option("--cuhk03-variant", help="CUHK03-NP: detected or labeled."),
-        ] = "detected",
+        msmt17_train_only: Msmt17TrainOnlyOption = False,
+        cuhk03_variant: Cuhk03VariantOption = "detected",
         hard_negatives: Annotated[
             str | None,
             typer.Option(
@@ -126,47 +114,27 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
-        weights: Annotated[
-            str | None,
-            typer.Option("--weights", "-w", help="Weights for the --hard-negatives model."),
-        ] = None,
+        weights: WeightsOption = None,
         hard_fraction: Annotated[
             float,
             typer.Option("--hard-fraction", help="Share of negatives mined as hard ones."),
         ] = 0.5,
-        device: Annotated[
-            str, typer.Option("--device", help="Device for the miner: auto, cpu, cuda.")
-        ] = "auto",
-        cache: Annotated[
-            Path | None,
-            typer.Option(
-                "--cache",
-                help="Feature cache folder for the miner (default: ~/.cache/reidbench).",
-                show_default=False,
-            ),
-        ] = None,
+        device: DeviceOption = "auto",
+        cache: CacheOption = None,
     ) -> None:
         """Curate labelled image pairs: balanced over camera pairs, seeded, hashed."""
-        from reidbench.datasets import load_dataset
         from reidbench.pairs import check_pairs_path, curate_pairs, write_pairs
 
         check_pairs_path(out)  # before loading anything: a bad --out fails in milliseconds
-        dataset = load_dataset(
-            root,
-            format,
-            msmt17_val_in_train=not msmt17_train_only,
-            cuhk03_variant=cuhk03_variant,
-        )
+        dataset = load_dataset_option(root, format, msmt17_train_only, cuhk03_variant)
         miner, store = None, None
         if hard_negatives is not None:
-            from reidbench.cli.common import err_console
             from reidbench.models import (
                 FeatureCache,
                 default_cache_dir,
                 embedder_miner,
                 load_embedder,
             )
-            from reidbench.progress import RichProgress
 
             embedder = load_embedder(hard_negatives, weights=weights, device=device)
             store = FeatureCache(cache or default_cache_dir())
@@ -174,7 +142,7 @@ def register(app: typer.Typer) -> None:
                 embedder,
                 dataset.root,
                 store,
-                progress=RichProgress(unit="img", console=err_console),
+                progress=progress("img"),
             )
         elif weights is not None:
             from reidbench.errors import UserError

@@ -10,10 +10,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from reidbench.cli.common import (
+    CacheOption,
+    Cuhk03VariantOption,
+    DatasetRoot,
+    DeviceOption,
+    FormatOption,
+    Msmt17TrainOnlyOption,
+    WeightsOption,
+    load_dataset_option,
+    progress,
+)
 
 
 def _metric(result: Any, key: str) -> Any:
@@ -85,14 +96,7 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
 def register(app: typer.Typer) -> None:
     @app.command("retrieval")
     def retrieval(
-        root: Annotated[
-            Path,
-            typer.Argument(
-                help="Dataset folder (or a .csv manifest for the custom format).",
-                metavar="ROOT",
-                show_default=False,
-            ),
-        ],
+        root: DatasetRoot,
         model: Annotated[
             str,
             typer.Option(
@@ -102,20 +106,11 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ],
-        weights: Annotated[
-            str | None,
-            typer.Option(
-                "--weights",
-                "-w",
-                help="Checkpoint PATH, hf://OWNER/REPO/FILE@COMMIT#sha256=HEX, or hub:VARIANT.",
-            ),
-        ] = None,
+        weights: WeightsOption = None,
         rerank: Annotated[
             bool, typer.Option("--rerank", help="k-reciprocal re-ranking (Zhong et al. 2017).")
         ] = False,
-        device: Annotated[
-            str, typer.Option("--device", "-d", help="auto, cpu, cuda or cuda:N.")
-        ] = "auto",
+        device: DeviceOption = "auto",
         precision: Annotated[
             str,
             typer.Option(
@@ -130,46 +125,23 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[
             int, typer.Option("--batch-size", "-b", min=1, help="Images per model call.")
         ] = 64,
-        cache: Annotated[
-            Path | None,
-            typer.Option(
-                "--cache",
-                help="Feature cache folder (default: $REIDBENCH_CACHE_DIR or ~/.cache/reidbench).",
-                show_default=False,
-            ),
-        ] = None,
+        cache: CacheOption = None,
         no_cache: Annotated[
             bool, typer.Option("--no-cache", help="Neither read nor write the feature cache.")
         ] = False,
-        format: Annotated[
-            str | None,
-            typer.Option(
-                "--format",
-                "-f",
-                help="market1501, dukemtmcreid, msmt17, cuhk03np or custom (default: detect).",
-            ),
-        ] = None,
+        format: FormatOption = None,
+        msmt17_train_only: Msmt17TrainOnlyOption = False,
+        cuhk03_variant: Cuhk03VariantOption = "detected",
         as_json: Annotated[
             bool, typer.Option("--json", help="Print one JSON object instead of the summary.")
         ] = False,
     ) -> None:
         """Query-vs-gallery retrieval with an embedder: rank-1/5/10, mAP, mINP."""
-        import numpy as np
-
-        from reidbench.cli.common import err_console
-        from reidbench.datasets import load_dataset
         from reidbench.errors import UserError
-        from reidbench.metrics import evaluate_features
         from reidbench.models import FeatureCache, default_cache_dir, load_embedder
-        from reidbench.models.extract import extract_features
-        from reidbench.progress import RichProgress
+        from reidbench.retrieval import evaluate_embedder
 
-        dataset = load_dataset(root, format)
-        if not dataset.query or not dataset.gallery:
-            raise UserError(
-                f"{dataset.root}: retrieval needs query and gallery images "
-                f"(found {len(dataset.query)} query, {len(dataset.gallery)} gallery)"
-            )
+        dataset = load_dataset_option(root, format, msmt17_train_only, cuhk03_variant)
         options: dict[str, Any] = {}
         if model.startswith("personvit"):
             options["precision"] = precision
@@ -181,37 +153,19 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"--feature applies to personvit-s/-b only, not {model}")
         embedder = load_embedder(model, weights=weights, device=device, **options)
         store = None if no_cache else FeatureCache(cache or default_cache_dir())
-        records = dataset.query + dataset.gallery
-        stats: dict[str, int] = {}
         try:
-            feats = extract_features(
+            run = evaluate_embedder(
                 embedder,
-                [dataset.abspath(r) for r in records],
-                batch_size=batch_size,
+                dataset,
                 cache=store,
-                progress=RichProgress(unit="img", console=err_console),
-                stats=stats,
+                batch_size=batch_size,
+                rerank=rerank,
+                progress=progress,
             )
         finally:
             if store is not None:
                 store.close()
-        nq = len(dataset.query)
-        q_pids = np.array([r.pid for r in dataset.query])
-        g_pids = np.array([r.pid for r in dataset.gallery])
-        q_cams = np.array([r.camid for r in dataset.query])
-        g_cams = np.array([r.camid for r in dataset.gallery])
-        result = evaluate_features(
-            feats[:nq],
-            feats[nq:],
-            q_pids,
-            g_pids,
-            q_cams,
-            g_cams,
-            max_rank=min(50, len(g_pids)),  # torchreid's cut, without its warning
-            metric="cosine",
-            rerank=rerank,
-            progress=RichProgress(unit="query", console=err_console),
-        )
+        result, stats = run.result, run.stats
         summary = retrieval_summary(
             model=model,
             fingerprint=embedder.fingerprint,

@@ -78,9 +78,8 @@ def register(app: typer.Typer) -> None:
         Deterministic for a seed. Interrupted runs resume from OUT.partial/; an OUT that
         already holds the same dataset is left as it is.
         """
-        from reidbench.cli.common import err_console
+        from reidbench.cli.common import err_console, progress
         from reidbench.datasets.synthetic import generate
-        from reidbench.progress import RichProgress
 
         started = time.perf_counter()
         try:
@@ -91,7 +90,7 @@ def register(app: typer.Typer) -> None:
                 cameras=cameras,
                 seed=seed,
                 force=force,
-                progress=None if as_json else RichProgress(unit="img", console=err_console),
+                progress=None if as_json else progress("img"),
             )
         except KeyboardInterrupt:
             err_console.print(

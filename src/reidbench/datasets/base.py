@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 SPLITS = ("train", "query", "gallery")
 
 
@@ -37,6 +39,13 @@ class Dataset:
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; expected one of {SPLITS}")
         return getattr(self, name)
+
+    def ids(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(pids, camids) of a split as int64 arrays, the form retrieval metrics take."""
+        records = self.split(name)
+        pids = np.fromiter((r.pid for r in records), dtype=np.int64, count=len(records))
+        camids = np.fromiter((r.camid for r in records), dtype=np.int64, count=len(records))
+        return pids, camids
 
     def abspath(self, record: ImageRecord) -> Path:
         return self.root / record.path

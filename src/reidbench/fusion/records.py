@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from reidbench.files import write_json_atomic
 from reidbench.fusion.cascade import fuse_cascade
 from reidbench.fusion.logistic import fuse_logistic
 from reidbench.fusion.rundata import RunData, inputs_digest, read_run
+from reidbench.progress import Log, no_log
 from reidbench.tables import SCORES_SCHEMA, read_table, write_table
 
 FORMAT = "reidbench.fusion/1"
@@ -317,9 +317,6 @@ def load_records(
     return found, skipped
 
 
-Log = Callable[[str], None]
-
-
 def fuse_run(
     run_dir: str | Path,
     systems: list[str],
@@ -332,7 +329,7 @@ def fuse_run(
     budget_usd_per_1k: float | None = None,
     fractions: list[float] | tuple[float, ...] = CASCADE_FRACTIONS,
     live: bool = False,
-    log: Log = lambda _m: None,
+    log: Log = no_log,
 ) -> dict[str, Any]:
     """Fit a fusion on a run directory and write its record; returns the record."""
     data = read_run(run_dir)

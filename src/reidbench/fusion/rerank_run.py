@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,10 @@ from reidbench.fusion.rerank import (
     select_queries,
     top_k_lists,
 )
-from reidbench.progress import Progress
+from reidbench.progress import Log, ProgressFactory, no_log
 from reidbench.tables import PAIRS_SCHEMA, SCORES_SCHEMA, write_table
 
 FORMAT = "reidbench.rerank/1"
-ProgressFactory = Callable[[str], Progress | None]
 
 PROTOCOL = {
     "queries": "a seeded subset (numpy default_rng(seed).choice, no replacement) of the "
@@ -118,11 +117,10 @@ def run_rerank(
     out: str | Path,
     *,
     progress: ProgressFactory | None = None,
-    log: Callable[[str], None] = lambda _m: None,
+    log: Log = no_log,
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Re-rank, evaluate before/after, write the outputs; returns the `rerank.json` object."""
-    from reidbench.datasets import load_dataset
     from reidbench.judges import judge_pairs, system_manifest
     from reidbench.metrics import evaluate_retrieval, pairwise_distance
     from reidbench.models import FeatureCache, extract_features, load_embedder
@@ -131,10 +129,7 @@ def run_rerank(
     make_progress: ProgressFactory = progress or (lambda _unit: None)
     out = Path(out)
     r = cfg.rerank
-    d = cfg.dataset
-    dataset = load_dataset(
-        d.root, d.format, msmt17_val_in_train=d.msmt17_val_in_train, cuhk03_variant=d.cuhk03_variant
-    )
+    dataset = cfg.dataset.load()
     if not dataset.query or not dataset.gallery:
         raise UserError(
             f"{dataset.root}: re-ranking needs query and gallery images "
@@ -142,10 +137,8 @@ def run_rerank(
         )
     system_manifest(cfg.lvlm)  # a bad LVLM config fails here, before any feature is computed
     out.mkdir(parents=True, exist_ok=True)
-    q_pids = np.array([x.pid for x in dataset.query], dtype=np.int64)
-    g_pids = np.array([x.pid for x in dataset.gallery], dtype=np.int64)
-    q_cams = np.array([x.camid for x in dataset.query], dtype=np.int64)
-    g_cams = np.array([x.camid for x in dataset.gallery], dtype=np.int64)
+    q_pids, q_cams = dataset.ids("query")
+    g_pids, g_cams = dataset.ids("gallery")
     sel = select_queries(has_match(q_pids, q_cams, g_pids, g_cams), r.queries, r.seed)
     if sel.size == 0:
         raise UserError(f"{dataset.root}: no query has a true match in the gallery; check it")

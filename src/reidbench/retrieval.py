@@ -1,0 +1,72 @@
+"""Retrieval evaluation of an embedder on a dataset's query/gallery split.
+
+The one place that goes from (embedder, dataset) to CMC/mAP/mINP: features
+are extracted once for query and gallery together (through the feature cache),
+then scored by `metrics.evaluate_features` under the Market-1501 protocol.
+Used by `reidbench retrieval` and by experiment runs that ask for retrieval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reidbench.datasets import Dataset
+from reidbench.errors import UserError
+from reidbench.metrics import RetrievalResult, evaluate_features
+from reidbench.models import FeatureCache, extract_features
+from reidbench.models.base import Embedder
+from reidbench.progress import ProgressFactory, no_progress
+
+
+@dataclass
+class EmbedderRetrieval:
+    result: RetrievalResult
+    stats: dict[str, int] = field(default_factory=dict)  # images, unique, cached, computed
+
+    def summary(self) -> dict[str, Any]:
+        return self.result.to_dict()
+
+
+def evaluate_embedder(
+    embedder: Embedder,
+    dataset: Dataset,
+    *,
+    cache: FeatureCache | None = None,
+    batch_size: int = 64,
+    rerank: bool = False,
+    max_rank: int = 50,
+    progress: ProgressFactory = no_progress,
+) -> EmbedderRetrieval:
+    """Query-vs-gallery CMC/mAP/mINP (cosine distance) of `embedder` on `dataset`."""
+    if not dataset.query or not dataset.gallery:
+        raise UserError(
+            f"{dataset.root}: retrieval needs query and gallery images "
+            f"(found {len(dataset.query)} query, {len(dataset.gallery)} gallery)"
+        )
+    records = dataset.query + dataset.gallery
+    stats: dict[str, int] = {}
+    feats = extract_features(
+        embedder,
+        [dataset.abspath(r) for r in records],
+        batch_size=batch_size,
+        cache=cache,
+        progress=progress("img"),
+        stats=stats,
+    )
+    nq = len(dataset.query)
+    q_pids, q_cams = dataset.ids("query")
+    g_pids, g_cams = dataset.ids("gallery")
+    result = evaluate_features(
+        feats[:nq],
+        feats[nq:],
+        q_pids,
+        g_pids,
+        q_cams,
+        g_cams,
+        max_rank=min(max_rank, len(g_pids)),  # torchreid's cut, without its warning
+        metric="cosine",
+        rerank=rerank,
+        progress=progress("query"),
+    )
+    return EmbedderRetrieval(result=result, stats=stats)
