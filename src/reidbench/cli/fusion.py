@@ -78,8 +78,10 @@ def register(app: typer.Typer) -> None:
             typer.Option("--fractions", help="cascade: curve grid (default 0,0.05,...,1)."),
         ] = None,
     ) -> None:
-        """Fuse systems of a run (fit on calibration pairs, report on held-out pairs), then
-        re-write metrics.json and report.html."""
+        """Fuse systems of a run: fit on calibration pairs, report on held-out pairs.
+
+        Writes DIR/fusion/ and re-writes metrics.json and report.html.
+        """
         from reidbench.config import CASCADE_FRACTIONS
         from reidbench.experiment import write_run_outputs
         from reidbench.fusion.records import fuse_run
@@ -121,8 +123,11 @@ def register(app: typer.Typer) -> None:
             typer.Option("--out", "-o", help="Output folder (default: runs/<config name>)."),
         ] = None,
     ) -> None:
-        """Re-order a ReID model's top-k retrieval lists with LVLM judgements; CMC, mAP and
-        mINP before and after. Re-running the same command resumes (nothing is paid twice)."""
+        """Re-order a ReID model's top-k retrieval lists with LVLM judgements.
+
+        Reports CMC, mAP and mINP before and after. Re-running the same command resumes
+        (nothing is paid twice).
+        """
         from reidbench.config import load_rerank_config
         from reidbench.fusion.rerank_run import rerank_markdown, run_rerank
 
