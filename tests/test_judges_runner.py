@@ -324,6 +324,28 @@ def test_max_calls_leaves_the_rest_budget_exceeded(
     assert len(server.records) == 6
 
 
+def test_caps_cover_the_whole_run_resumes_included(
+    server: FakeLLMServer, crops: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "c.sqlite"
+    run(system(server, max_calls=3), make_pairs(6), crops, cache)
+    assert len(server.records) == 3
+    # The same capped run again (e.g. after a crash): its 3 answers already used the cap.
+    again = run(system(server, max_calls=3), make_pairs(6), crops, cache)
+    assert [r["status"] for r in again] == ["ok"] * 3 + ["budget_exceeded"] * 3
+    assert "3 answers" in again[3]["error"] and "earlier runs" in again[3]["error"]
+    assert len(server.records) == 3
+    # Money too: answers already paid for count against max_cost_usd.
+    paid = 3 * COST
+    capped = run(system(server, max_cost_usd=paid + 1e-9), make_pairs(6), crops, cache)
+    assert [r["status"] for r in capped].count("ok") == 3
+    assert len(server.records) == 3
+    # A larger cap continues from there.
+    more = run(system(server, max_calls=5), make_pairs(6), crops, cache)
+    assert [r["status"] for r in more] == ["ok"] * 5 + ["budget_exceeded"]
+    assert len(server.records) == 5
+
+
 def test_max_cost_is_never_exceeded(server: FakeLLMServer, crops: Path, tmp_path: Path) -> None:
     cap = 0.0035  # worst case per call: (1000 in + 512 max out) -> ~$0.00202; real: $0.00104
     rows = run(

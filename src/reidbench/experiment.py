@@ -235,12 +235,11 @@ def _system_entry(system: SystemConfig) -> dict[str, Any]:
 def _ensure_system(system, dataset, pairs, paths, make_progress, log, environ, manifest) -> None:
     settings = _settings_hash(system.model_dump(mode="json"))
     target = paths.system_scores(system.name)
-    if target.exists():
-        meta = read_meta(read_table(target))
-        if meta.get("settings") == settings and meta.get("pairs_hash") == _pairs_hash(pairs):
-            log(f"{system.name}: already complete, reusing {target}")
-            _record_fingerprint(manifest, system.name, meta.get("fingerprint"))
-            return
+    stored = _reusable(target, settings, pairs)
+    if stored is not None:
+        log(f"{system.name}: already complete, reusing {target}")
+        _record_fingerprint(manifest, system.name, read_meta(stored).get("fingerprint"))
+        return
     if isinstance(system, ReIDSystemConfig):
         table, fingerprint = _score_with_embedder(system, dataset, pairs, paths, make_progress)
     else:
@@ -253,6 +252,24 @@ def _ensure_system(system, dataset, pairs, paths, make_progress, log, environ, m
     statuses = table.column("status").to_pylist()
     ok = sum(1 for s in statuses if s == "ok")
     log(f"{system.name}: {ok}/{len(statuses)} answered")
+
+
+# Statuses a re-run should try again (they are never cached): a system holding any of
+# them is not "complete", so the next run asks those pairs again.
+_RETRYABLE = ("api_error", "parse_error")
+
+
+def _reusable(target: Path, settings: str, pairs: pa.Table) -> pa.Table | None:
+    """A system's stored rows, if made with these settings and pairs and nothing to retry."""
+    if not target.exists():
+        return None
+    table = read_table(target)
+    meta = read_meta(table)
+    if meta.get("settings") != settings or meta.get("pairs_hash") != _pairs_hash(pairs):
+        return None
+    if any(s in _RETRYABLE for s in table.column("status").to_pylist()):
+        return None
+    return table
 
 
 def _record_fingerprint(manifest: dict, name: str, fingerprint: str | None) -> None:
@@ -345,13 +362,11 @@ def _ensure_live_cascade(cfg, dataset, pairs, paths, make_progress, log, environ
     name = c.name or default_name("cascade", [c.reid, c.lvlm])
     target = paths.system_scores(lvlm.name)
     fingerprint = _settings_hash(system_manifest(lvlm))
-    if target.exists():
-        table = read_table(target)
-        meta = read_meta(table)
-        if meta.get("settings") == settings and meta.get("pairs_hash") == _pairs_hash(pairs):
-            log(f"{lvlm.name}: live cascade already complete, reusing {target}")
-            _record_asked(manifest, lvlm.name, plan.manifest(table.num_rows, name), fingerprint)
-            return
+    stored = _reusable(target, settings, pairs)
+    if stored is not None:
+        log(f"{lvlm.name}: live cascade already complete, reusing {target}")
+        _record_asked(manifest, lvlm.name, plan.manifest(stored.num_rows, name), fingerprint)
+        return
     cap = "" if plan.budget_usd is None else f", most uncertain first until ${plan.budget_usd:.4f}"
     log(
         f"{lvlm.name}: live cascade asks about {plan.candidates.size} of {plan.n_held_out} "
@@ -395,6 +410,7 @@ def _ensure_fusions(cfg: ExperimentConfig, paths: RunPaths, log: Log) -> None:
             name=f.name,
             cv_folds=f.cv_folds,
             cs=f.cs,
+            select_inputs=f.select_inputs,
             log=log,
         )
     if cfg.cascade is not None:

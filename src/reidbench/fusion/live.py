@@ -9,10 +9,10 @@ never used. So a user pays for `fraction x n_held_out` calls, not for the pair s
 
 With `budget_usd_per_1k`, spending is capped at `budget x n_held_out / 1000` USD:
 pairs are asked in chunks, most uncertain first; the recorded cost of every answer
-so far (cached answers included, with their original cost) counts against the cap,
-and the last chunk runs with the remainder as its `max_cost_usd`. A resumed run
-walks the same order, re-reads its answers from the response cache and stops at
-the same place, so resuming never spends the budget twice.
+so far (cached answers included, with their original cost, as every judge budget
+counts them) counts against the cap, and each chunk runs with the remainder as its
+`max_cost_usd`. A resumed run walks the same order, re-reads its answers from the
+response cache and stops at the same place, so resuming never spends the budget twice.
 """
 
 from __future__ import annotations
@@ -117,11 +117,11 @@ def _spent(table: pa.Table) -> float:
     return float(pc.sum(cost).as_py() or 0.0)
 
 
-def _fresh(table: pa.Table) -> tuple[float, int]:
-    fresh = pc.invert(pc.fill_null(table.column("cached"), False))
-    sub = table.filter(fresh)
-    calls = pc.sum(pc.fill_null(sub.column("attempts"), 0)).as_py() or 0
-    return _spent(sub), int(calls)
+def _calls(table: pa.Table) -> int:
+    """Calls behind these rows as the judges' budget counts them: attempts, or 1 if cached."""
+    cached = pc.fill_null(table.column("cached"), False)
+    attempts = pc.fill_null(table.column("attempts"), 0)
+    return int(pc.sum(pc.if_else(cached, 1, attempts)).as_py() or 0)
 
 
 def ask_live(
@@ -144,42 +144,21 @@ def ask_live(
             system, sub, root, cache_path=cache_path, progress=progress, environ=environ
         )
         return _drop_unsent(table)
-    # What is already in the response cache (max_calls = 0: nothing is sent), so a resumed
-    # run counts cached answers against the budget before it asks anything new.
-    peek = judge_pairs(
-        system.model_copy(update={"max_calls": 0}),
-        sub,
-        root,
-        cache_path=cache_path,
-        environ=environ,
-    )
-    peek = peek.filter(
-        pc.and_(pc.equal(peek.column("order"), "ab"), pc.equal(peek.column("repeat"), 0))
-    )
-    known = np.asarray(peek.column("status").to_pylist(), dtype=object) != "budget_exceeded"
-    known_cost = np.nan_to_num(
-        np.asarray(pc.cast(peek.column("cost_usd"), pa.float64()).to_numpy(zero_copy_only=False))
-    )
+    # judge_pairs counts the answers already in the response cache (with their original
+    # cost) against a system's caps, so each chunk may spend what the chunks before it left.
     size = chunk or max(16, 4 * system.concurrency)
     bar = _OneBar(progress or NullProgress(), f"cascade {system.name}", sub.num_rows)
     parts: list[pa.Table] = []
-    spent = 0.0  # recorded cost of every answer so far: what the budget is measured against
-    paid, calls = 0.0, 0  # what this run paid: the system's own max_cost_usd / max_calls
+    spent, calls = 0.0, 0  # cost and calls of every answer so far, cached ones included
     try:
         for start in range(0, sub.num_rows, size):
             stop = min(start + size, sub.num_rows)
-            cached_cost = float(known_cost[start:stop][known[start:stop]].sum())
-            remaining = plan.budget_usd - spent - cached_cost
+            cap = plan.budget_usd - spent
             if system.max_cost_usd is not None:
-                remaining = min(remaining, system.max_cost_usd - paid)
-            update: dict[str, Any] = {"max_cost_usd": max(remaining, 0.0)}
+                cap = min(cap, system.max_cost_usd - spent)
+            update: dict[str, Any] = {"max_cost_usd": max(cap, 0.0)}
             if system.max_calls is not None:
                 update["max_calls"] = max(system.max_calls - calls, 0)
-            if remaining < 0 and known[start:stop].all():
-                # Only possible with a smaller budget than a previous run: keep what fits.
-                fits = spent + np.cumsum(known_cost[start:stop]) <= plan.budget_usd
-                update["max_calls"] = 0
-                stop = start + int(np.argmin(fits)) if not fits.all() else stop
             table = judge_pairs(
                 system.model_copy(update=update),
                 sub.slice(start, stop - start),
@@ -189,11 +168,9 @@ def ask_live(
                 environ=environ,
             )
             spent += _spent(table)
-            fresh_usd, fresh_calls = _fresh(table)
-            paid += fresh_usd
-            calls += fresh_calls
+            calls += _calls(table)
             parts.append(_drop_unsent(table))
-            if parts[-1].num_rows < table.num_rows or stop < min(start + size, sub.num_rows):
+            if parts[-1].num_rows < table.num_rows:
                 break  # the cap was reached inside this chunk
     finally:
         bar.inner.finish()

@@ -139,7 +139,17 @@ async def ajudge_pairs(
 
                 provider = make_provider(resolved, api_key)
                 try:
-                    runner = Runner(resolved, provider, cache, root, progress=bar, redact=redact)
+                    # Budget caps cover the run directory's answers, earlier runs included.
+                    runner = Runner(
+                        resolved,
+                        provider,
+                        cache,
+                        root,
+                        progress=bar,
+                        redact=redact,
+                        prior_calls=len(hits),
+                        prior_spent=sum(float(h.cost_usd or 0.0) for h in hits.values()),
+                    )
                     answered = await runner.run(todo)
                 finally:
                     await provider.aclose()

@@ -97,18 +97,30 @@ class RateLimiter:
 
 
 class Budget:
-    """`max_calls` (requests sent, retries included) and `max_cost_usd` for one run.
+    """`max_calls` (requests, retries included) and `max_cost_usd` for a system's answers.
 
+    The caps cover the whole run, resumes included: `prior_calls` and
+    `prior_spent` are what the answers already in the response cache cost, so
+    a run killed after spending most of its budget cannot spend it again.
     `start` reserves a call's worst-case cost; `finish` replaces the reservation
     with the real cost. When a call would not fit, `start` waits for calls in
     flight to settle, then decides; once the cap is reached it stays reached.
     """
 
-    def __init__(self, max_calls: int | None, max_cost_usd: float | None) -> None:
+    def __init__(
+        self,
+        max_calls: int | None,
+        max_cost_usd: float | None,
+        *,
+        prior_calls: int = 0,
+        prior_spent: float = 0.0,
+    ) -> None:
         self.max_calls = max_calls
         self.max_cost = max_cost_usd
-        self.calls = 0
-        self.spent = 0.0
+        self.prior_calls = prior_calls
+        self.prior_spent = prior_spent
+        self.calls = prior_calls
+        self.spent = prior_spent
         self.reserved = 0.0
         self.exhausted = False
         self._changed = asyncio.Condition()

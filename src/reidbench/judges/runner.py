@@ -125,6 +125,8 @@ class Runner:
         *,
         progress: Progress,
         redact: Callable[[str], str],
+        prior_calls: int = 0,
+        prior_spent: float = 0.0,
     ) -> None:
         c = system.config
         self.system = system
@@ -134,7 +136,9 @@ class Runner:
         self.progress = progress
         self.redact = redact
         self.limiter = RateLimiter(c.rpm, c.tpm)
-        self.budget = Budget(c.max_calls, c.max_cost_usd)
+        self.budget = Budget(
+            c.max_calls, c.max_cost_usd, prior_calls=prior_calls, prior_spent=prior_spent
+        )
         self.calls = 0  # requests sent in this run, retries included
         self.spent = 0.0  # USD of the answers received in this run
         self.results: dict[int, JudgeResult] = {}
@@ -166,10 +170,15 @@ class Runner:
         )
 
     def _budget_message(self) -> str:
-        c = self.system.config
-        if c.max_calls is not None and self.budget.calls >= c.max_calls:
-            return f"max_calls={c.max_calls} reached"
-        return f"max_cost_usd={c.max_cost_usd} reached (spent ${self.budget.spent:.4f})"
+        c, b = self.system.config, self.budget
+        earlier = (
+            f", {b.prior_calls} answers (${b.prior_spent:.4f}) from earlier runs"
+            if b.prior_calls
+            else ""
+        )
+        if c.max_calls is not None and b.calls >= c.max_calls:
+            return f"max_calls={c.max_calls} reached ({b.calls} calls{earlier})"
+        return f"max_cost_usd={c.max_cost_usd} reached (spent ${b.spent:.4f}{earlier})"
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         c = self.system.config
