@@ -89,9 +89,10 @@ def key_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_run_resume_extend_and_report(run_cli, data, server, tmp_path, key_env) -> None:
     # A refusal, and an unparseable answer with HTML in it: counted, shown escaped. With one
-    # request at a time they land on pair 0 (a, b) and pair 1 (a, b), the primary answers.
+    # request at a time they land on pair 0 (a, b) and pair 1 (a, b), the primary answers;
+    # a second refusal lands on pair 1 (b, a), a symmetry-check call.
     script = "text:<script>alert(1)</script> they look alike"
-    server.faults.extend(["refusal-text", "ok", script])
+    server.faults.extend(["refusal-text", "ok", script, "refusal-text"])
     cfg = write_config(
         tmp_path / "exp.toml", data, lvlm_block(server, both_orders=True, concurrency=1)
     )
@@ -110,10 +111,13 @@ def test_run_resume_extend_and_report(run_cli, data, server, tmp_path, key_env) 
     lvlm = [r for r in scores if r["system"] == "fake-gpt"]
     assert len(lvlm) == 2 * n_pairs
     assert sorted({r["order"] for r in lvlm}) == ["ab", "ba"]
-    assert sum(r["status"] == "refusal" for r in lvlm) == 1
+    assert sum(r["status"] == "refusal" for r in lvlm) == 2
     assert sum(r["status"] == "parse_error" for r in lvlm) == 1
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["systems"]) >= {"handcrafted", "fake-gpt"}
+    failures = metrics["systems"]["fake-gpt"]["failures"]
+    assert (failures["refusal"], failures["parse_error"]) == (1, 1)  # primary answers
+    assert failures["all_calls"]["refusal"] == 2  # the (b, a) refusal is not hidden
     html = (out / "report.html").read_text()
     assert "<script>alert" not in html and "&lt;script&gt;" in html
     assert "SYNTHETIC" in html
@@ -125,7 +129,7 @@ def test_run_resume_extend_and_report(run_cli, data, server, tmp_path, key_env) 
     assert again.code == 0, again.err
     assert len(server.records) == calls + 1
     statuses = [r["status"] for r in pq.read_table(out / "scores.parquet").to_pylist()]
-    assert statuses.count("parse_error") == 0 and statuses.count("refusal") == 1
+    assert statuses.count("parse_error") == 0 and statuses.count("refusal") == 2
 
 
 def test_rerun_makes_zero_calls_and_adding_a_system_computes_only_it(

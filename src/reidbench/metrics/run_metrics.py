@@ -480,6 +480,10 @@ def _system(
     else:
         fa = fr = None
     counts = fail.failure_counts(prim["status"], fa, fr)
+    # The headline counts use each pair's primary answer; calls made for the symmetry and
+    # repeat checks can fail too, and are counted here so that no refusal goes unseen.
+    statuses, numbers = np.unique(np.asarray(rows.status, dtype=str), return_counts=True)
+    counts["all_calls"] = {str(k): int(v) for k, v in zip(statuses, numbers, strict=True)}
     out["failures"] = counts
     categories = {k: prim["status"] == k for k in (*fail.CATASTROPHIC, "api_error")}
     categories["budget_exceeded"] = prim["status"] == "budget_exceeded"
@@ -836,7 +840,13 @@ def _fused_systems(run_dir, pairs, calib, triplets, n_boot, seed, level, views) 
             versus = _versus_singles(
                 view, record["systems"], by_name, pairs.label, n_boot, seed, level
             )
-            out["fusion"][name] = {**common, **versus, "model": record["logistic"]}
+            selection = record.get("selection")  # absent in records made before selection
+            out["fusion"][name] = {
+                **common,
+                **versus,
+                "selection": selection,
+                "model": record["logistic"],
+            }
         else:
             out["cascade"][name] = {**common, **record["cascade"]}
     return out
@@ -873,9 +883,7 @@ def _versus_singles(fused: _View, names, by_name, y, n_boot, seed, level) -> dic
         versus["null_reasons"]["mcnemar"] = "a system has no decision threshold"
     else:
         versus["mcnemar"] = mcnemar(fused.pred[m] == (y[m] == 1), b.pred[m] == (y[m] == 1))
-    versus["auc_diff"] = paired_bootstrap_auc(
-        y[m], fused.score[m], b.score[m], n_boot, seed, level
-    )
+    versus["auc_diff"] = paired_bootstrap_auc(y[m], fused.score[m], b.score[m], n_boot, seed, level)
     versus["pairs"] = "held-out pairs the best single system answered with a score"
     return {
         "singles": singles,

@@ -305,6 +305,11 @@ def failure_ranking_table(
         ("API error", "not ranked: describes the run, not the model"),
         ("Budget stop", "pairs not asked because the spending cap was reached (not ranked)"),
         ("Missing", "pairs with no row at all (not ranked)"),
+        (
+            "All calls",
+            "refusals + safety blocks + parse errors over every call made, the (b, a) and "
+            "repeat calls of the consistency checks included",
+        ),
     ]
     rows = []
     for r in ranking:
@@ -331,12 +336,21 @@ def failure_ranking_table(
             count(f.get("api_error")),
             count(f.get("budget_exceeded")),
             count(f.get("missing")),
+            _all_calls(f.get("all_calls")),
         ]
         sub = _row_sub(systems.get(name) or {})
         if r.get("budget_limited"):
             sub += " · budget-limited"
         rows.append(Row(name, cells, colours.get(name), sub))
     return collect_notes(Table(cols, rows))
+
+
+def _all_calls(by_status: Any) -> Cell:
+    if not isinstance(by_status, Mapping):
+        return count(None, "not recorded")
+    failed = sum(int(by_status.get(k, 0) or 0) for k in ("refusal", "safety_block", "parse_error"))
+    total = sum(int(v or 0) for v in by_status.values())
+    return count(failed, sub=f"of {fmt.integer(total)} calls")
 
 
 def symmetry_table(systems: Systems, colours: Colours) -> tuple[Table, list[str]]:
