@@ -4,8 +4,10 @@
     .venv/bin/python bench/bench_fusion.py --out /tmp/bf --positives 300 --negatives 300
 
 1. A synthetic Market-1501-layout set; handcrafted + efficientnet-lite0 on the pairs;
-   logistic fusion (`[fusion]`): held-out AUC of each single system and of the fused one,
-   the difference to the best single with its paired-bootstrap CI.
+   logistic fusion (`[fusion]`, input selection on): the cross-validated AUC of each
+   candidate input set on calibration pairs and the inputs kept; held-out AUC of each single
+   system and of the fused one, the difference to the best single with its paired-bootstrap
+   CI.
 2. The cascade with the loopback fake LVLM (tests/fake_llm_server.py, a TEST FIXTURE: a
    scripted judge that knows the identities, with noise and refusals; never a product
    backend): offline curve (the judge answered every pair), then a live run that asks only
@@ -226,7 +228,17 @@ def report_fusion(f: dict) -> None:
         f"  fused - {f['best_single']}: {d['diff']:+.4f} [{d['ci']['low']:+.4f}, "
         f"{d['ci']['high']:+.4f}], McNemar p {f['vs_best']['mcnemar']['p_value']:.3f}"
     )
+    sel = f.get("selection") or {}
+    for c in sel.get("candidates") or []:
+        mark = "  <- chosen" if c["inputs"] == sel["chosen"] else ""
+        print(
+            f"  CV on calibration: {'+'.join(c['inputs']):36s} AUC {c['cv_auc_mean']:.4f} "
+            f"+- {c['cv_auc_std']:.4f} (pooled {c['cv_auc_pooled']:.4f}){mark}"
+        )
+    if sel:
+        print(f"  selection: {sel['note']}")
     fitted = f["model"]["model"]
+    print(f"  features {fitted['features']}")
     print(f"  coefficients (standardised) {fitted['coef_standardised']}, C {fitted['C']:.3g}")
     failed = f["model"]["failed_pairs"]
     print(f"  failed pairs (calibration / held-out): {failed}")

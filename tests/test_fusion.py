@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
+from reidbench.config import FusionConfig
 from reidbench.errors import UserError
 from reidbench.fusion import fuse_logistic, fuse_run, load_records, read_run
 from reidbench.fusion import logistic as logistic_mod
@@ -20,7 +24,7 @@ from reidbench.metrics.splits import calibration_mask
 from reidbench.tables import read_table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fusion_fixtures import pair_ids, two_embedders_and_lvlm, write_run
+from fusion_fixtures import pair_ids, two_embedders_and_lvlm, with_noise, write_run
 
 NAME = "logistic(emb-a+emb-b+judge)"
 
@@ -44,25 +48,43 @@ def test_fit_sees_calibration_rows_only(monkeypatch: pytest.MonkeyPatch, tmp_pat
         seen["x"], seen["y"] = x, labels
         return real(x, labels, *a, **kw)
 
+    real_select = logistic_mod.select_inputs
+    selected = {}
+
+    def spy_select(views, systems, calib_, labels, **kw):
+        selected["y"], selected["calib"] = labels, calib_
+        return real_select(views, systems, calib_, labels, **kw)
+
     monkeypatch.setattr(logistic_mod, "fit_logistic", spy)
-    fused = fuse_logistic(data, ["emb-a", "judge"])
-    assert seen["y"].size == calib.sum()
+    monkeypatch.setattr(logistic_mod, "select_inputs", spy_select)
+    fused = fuse_logistic(data, ["emb-a", "judge"], cv_folds=3, cs=4)
+    assert seen["y"].size == calib.sum()  # the last fit: the chosen inputs on all of half A
     np.testing.assert_array_equal(seen["y"], y[calib])
     np.testing.assert_array_equal(seen["x"], fused.spec.matrix(data.systems)[calib])
+    np.testing.assert_array_equal(selected["y"], y[calib])  # selection: half A labels only
+    np.testing.assert_array_equal(selected["calib"], calib)
 
 
-def test_held_out_labels_cannot_change_the_fusion(tmp_path: Path) -> None:
-    y, systems = two_embedders_and_lvlm(n=300)
+@pytest.mark.parametrize("make", [two_embedders_and_lvlm, with_noise])
+def test_held_out_labels_cannot_change_the_fusion(tmp_path: Path, make) -> None:
+    """Noise in place of every held-out label: same candidates' CV AUCs, same chosen inputs,
+    same fitted model, threshold and scores."""
+    y, systems = make(n=300)
     data = read_run(write_run(tmp_path, y, systems))
+    names = list(systems)
     calib = data.calibration()
-    first = fuse_logistic(data, ["emb-a", "emb-b", "judge"], calib=calib)
+    first = fuse_logistic(data, names, calib=calib, cv_folds=3, cs=4)
     rng = np.random.default_rng(5)
     data.label = data.label.copy()
     data.label[~calib] = rng.integers(0, 2, int((~calib).sum()))  # garbage held-out labels
-    second = fuse_logistic(data, ["emb-a", "emb-b", "judge"], calib=calib)
+    second = fuse_logistic(data, names, calib=calib, cv_folds=3, cs=4)
+    assert first.selection.enabled and len(first.selection.candidates) == 7
+    assert first.selection.to_json() == second.selection.to_json()
     assert first.record() == second.record()
     np.testing.assert_array_equal(first.prob, second.prob)
     assert first.threshold == second.threshold
+    if make is with_noise:
+        assert "noise" in first.selection.dropped  # the test covers a selection that drops
 
 
 def test_failed_answers_are_imputed_and_flagged_not_dropped(fused_run) -> None:
@@ -184,6 +206,90 @@ def test_singles_and_paired_test_on_the_same_held_out_pairs(fused_run) -> None:
     assert vs["mcnemar"]["n"] == m.sum()
     # Two independent informative scores: the fusion beats the best one clearly.
     assert vs["auc_diff"]["diff"] > 0.01 and vs["auc_diff"]["ci"]["low"] > 0
+
+
+def _cv_pooled_auc(x: np.ndarray, y: np.ndarray) -> float:
+    """Out-of-fold AUC of the same pipeline by scikit-learn's own cross_val_predict."""
+    lr = LogisticRegressionCV(
+        Cs=10,
+        l1_ratios=(0.0,),
+        cv=StratifiedKFold(5, shuffle=True, random_state=0),
+        scoring="neg_log_loss",
+        max_iter=1000,
+        use_legacy_attributes=False,
+    )
+    pipe = Pipeline([("scale", StandardScaler()), ("logistic", lr)])
+    outer = StratifiedKFold(5, shuffle=True, random_state=0)
+    p = cross_val_predict(pipe, x, y, cv=outer, method="predict_proba")[:, 1]
+    return float(roc_auc_score(y, p))
+
+
+def test_selection_drops_a_pure_noise_input(tmp_path: Path) -> None:
+    y, systems = with_noise()
+    root = write_run(tmp_path, y, systems)
+    record = fuse_run(root, ["emb-a", "noise"])
+    name = "logistic(emb-a+noise)"  # the name says what was asked, the record what was kept
+    assert record["name"] == name and record["systems"] == ["emb-a", "noise"]
+    sel = record["selection"]
+    assert sel["enabled"] and sel["chosen"] == ["emb-a"] and sel["dropped"] == ["noise"]
+    assert sel["note"].startswith(
+        "noise was dropped: it did not raise cross-validated AUC on calibration pairs"
+    )
+    assert [c["inputs"] for c in sel["candidates"]] == [["emb-a"], ["noise"], ["emb-a", "noise"]]
+    means = {tuple(c["inputs"]): c["cv_auc_mean"] for c in sel["candidates"]}
+    assert means[("emb-a",)] == max(means.values())
+    for c in sel["candidates"]:
+        assert len(c["cv_auc_folds"]) == 5 and c["cv_auc_std"] >= 0
+        assert c["cv_auc_mean"] == pytest.approx(np.mean(c["cv_auc_folds"]))
+    assert sel["cv"]["folds"] == 5 and sel["cv"]["seed"] == 0
+    # The candidates' out-of-fold AUCs are scikit-learn's, on calibration pairs only.
+    calib = calibration_mask(pair_ids(y.size), y, 0)
+    x = np.column_stack([systems["emb-a"]["score"], systems["noise"]["score"]])
+    for cols, inputs in (([0], ("emb-a",)), ([0, 1], ("emb-a", "noise"))):
+        pooled = next(c["cv_auc_pooled"] for c in sel["candidates"] if tuple(c["inputs"]) == inputs)
+        assert pooled == pytest.approx(_cv_pooled_auc(x[calib][:, cols], y[calib]), abs=1e-12)
+    assert record["logistic"]["features"]["names"] == ["score:emb-a"]
+    metrics = compute_metrics(root)
+    block = metrics["fusion"][name]
+    assert block["selection"] == sel and block["systems"] == ["emb-a", "noise"]
+    assert set(block["singles"]) == {"emb-a", "noise"}  # a dropped input is still shown alone
+    # One input left: the fused score is monotone in it, so held-out AUC is exactly the same.
+    assert block["best_single"] == "emb-a"
+    assert block["fused"]["auc"] == pytest.approx(block["singles"]["emb-a"]["auc"], abs=1e-12)
+    assert block["vs_best"]["auc_diff"]["diff"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_selection_keeps_complementary_inputs(tmp_path: Path) -> None:
+    y, systems = with_noise()
+    root = write_run(tmp_path, y, systems)
+    record = fuse_run(root, ["emb-a", "emb-b"])
+    sel = record["selection"]
+    assert sel["chosen"] == ["emb-a", "emb-b"] and sel["dropped"] == []
+    assert sel["note"].startswith("all inputs kept")
+    assert record["logistic"]["features"]["names"] == ["score:emb-a", "score:emb-b"]
+    block = compute_metrics(root)["fusion"]["logistic(emb-a+emb-b)"]
+    for single in block["singles"].values():
+        assert block["fused"]["auc"] > single["auc"] + 0.02  # held-out: beats each alone
+    assert block["vs_best"]["auc_diff"]["ci"]["low"] > 0
+
+
+def test_no_select_keeps_every_input(tmp_path: Path, run_cli) -> None:
+    y, systems = with_noise()
+    root = write_run(tmp_path / "run", y, systems)
+    res = run_cli("fuse", root, "--systems", "emb-a,noise", "--no-select", "--name", "both")
+    assert res.code == 0, res.err
+    record = json.loads(record_paths(root, "both")[0].read_text())
+    assert record["selection"]["enabled"] is False
+    assert record["selection"]["chosen"] == ["emb-a", "noise"]
+    assert record["selection"]["dropped"] == [] and "candidates" not in record["selection"]
+    assert record["logistic"]["features"]["names"] == ["score:emb-a", "score:noise"]
+    metrics = json.loads((root / "metrics.json").read_text())
+    assert metrics["fusion"]["both"]["selection"]["enabled"] is False
+    res = run_cli("fuse", root, "--systems", "emb-a,noise", "--method", "cascade", "--no-select")
+    assert res.code == 2 and "logistic only" in res.err
+    # The config switch: on unless turned off.
+    assert FusionConfig(systems=["a", "b"]).select_inputs is True
+    assert FusionConfig(systems=["a", "b"], select_inputs=False).select_inputs is False
 
 
 def test_stale_record_is_skipped_not_reported(tmp_path: Path) -> None:

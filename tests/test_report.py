@@ -264,6 +264,12 @@ def test_fusion_cascade_and_rerank_sections(tmp_path):
         assert f"{b['auc']:.3f} [{b['ci']['auc']['low']:.3f}, {b['ci']['auc']['high']:.3f}]" in text
     vs = fused["vs_best"]["auc_diff"]
     assert f"{vs['diff']:.3f} [{vs['ci']['low']:.3f}, {vs['ci']['high']:.3f}]" in text
+    # input selection: one row per candidate with its CV AUC, the kept inputs and the note
+    sel = fused["selection"]
+    assert len(sel["candidates"]) == 3 and "Input selection" in html
+    for c in sel["candidates"]:
+        assert f"{c['cv_auc_mean']:.4f}" in text and f"\u00b1 {c['cv_auc_std']:.4f}" in text
+    assert sel["note"] in text
     op = cascade["operating_point"]
     assert op["rule"] in text and f"{op['f1']:.3f}" in text
     assert len(cascade["curve"]) <= text.count("%") and "Curve on held-out pairs" in text
@@ -310,6 +316,14 @@ def test_malformed_optional_blocks_do_not_break_the_report(lvlm_run):
     """Blocks written by a newer or older fusion stage still render (raw, under details)."""
     m = copy.deepcopy(lvlm_run["m"])
     m["fusion"] = {"x": {"model": [1, 2], "fused": "bad", "singles": None, "vs_best": 3}}
+    m["fusion"]["w"] = {
+        "selection": {
+            "chosen": SCRIPT,
+            "note": SCRIPT,
+            "rule": SCRIPT,
+            "candidates": [{"inputs": [SCRIPT], "cv_auc_mean": "bad", "features": 3}, 5],
+        }
+    }
     m["cascade"] = {"y": {"curve": "nope", "operating_point": [], "rules": None}}
     m["rerank"] = {"before": [], "settings": "x", "protocol": {"k": SCRIPT}}
     m["fusion_skipped"] = [{"name": "z", "reason": "a system of the run has the same name"}]

@@ -115,6 +115,7 @@ class FusionConfig(_Strict):
     name: str | None = None  # default "logistic(A+B)"
     cv_folds: int = Field(5, ge=2)
     cs: int | list[float] = 10  # LogisticRegressionCV Cs: a grid size or explicit C values
+    select_inputs: bool = True  # keep the input set with the best cross-validated AUC on half A
 
 
 class CascadeConfig(_Strict):

@@ -77,6 +77,15 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--fractions", help="cascade: curve grid (default 0,0.05,...,1)."),
         ] = None,
+        select: Annotated[
+            bool | None,
+            typer.Option(
+                "--select/--no-select",
+                help="logistic: keep the input set with the best cross-validated AUC on the "
+                "calibration half (default), or fit every input (--no-select).",
+                show_default=False,
+            ),
+        ] = None,
     ) -> None:
         """Fuse systems of a run: fit on calibration pairs, report on held-out pairs.
 
@@ -93,6 +102,8 @@ def register(app: typer.Typer) -> None:
             raise UserError(
                 "--fraction, --budget-usd-per-1k and --fractions apply to --method cascade only"
             )
+        if method == "cascade" and select is not None:
+            raise UserError("--select / --no-select apply to --method logistic only")
         if not (run_dir / "scores.parquet").is_file():
             raise UserError(
                 f"{run_dir}: no scores.parquet here; pass a run directory made by `reidbench run`"
@@ -106,6 +117,7 @@ def register(app: typer.Typer) -> None:
             fraction=fraction,
             budget_usd_per_1k=budget,
             fractions=_fractions(fractions) or CASCADE_FRACTIONS,
+            select_inputs=select is not False,
             log=log,
         )
         print_result(write_run_outputs(run_dir, log=log))

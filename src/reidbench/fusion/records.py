@@ -122,14 +122,22 @@ def fit_logistic_record(
     cv_folds: int = 5,
     cs: int | list[float] = 10,
     calib: np.ndarray | None = None,
+    select_inputs: bool = True,
 ) -> tuple[dict[str, Any], pa.Table]:
-    """Fit the logistic fusion and return (record, held-out rows); nothing is written."""
+    """Fit the logistic fusion and return (record, held-out rows); nothing is written.
+
+    The record keeps the requested `systems` (and the name made from them); `selection`
+    says which inputs the fitted model kept. Costs, tokens and imputation reasons of the
+    rows are those of the kept inputs: a dropped input is not needed to score a pair.
+    """
     name = name or default_name("logistic", systems)
     _check_name(data, name)
-    fused = fuse_logistic(data, systems, calib=calib, cv_folds=cv_folds, cs=cs)
+    fused = fuse_logistic(
+        data, systems, calib=calib, cv_folds=cv_folds, cs=cs, select=select_inputs
+    )
     calib = fused.calib
     held = np.flatnonzero(~calib)
-    views = [data.system(s) for s in systems]
+    views = [data.system(s) for s in fused.inputs]
     cost = np.nansum(np.stack([np.where(v.has_row, v.cost, 0.0) for v in views]), axis=0)
     t_in = np.sum(np.stack([v.tokens_in for v in views]), axis=0)
     t_out = np.sum(np.stack([v.tokens_out for v in views]), axis=0)
@@ -149,6 +157,7 @@ def fit_logistic_record(
         "method": "logistic",
         "systems": list(systems),
         "split": _split(data, calib),
+        "selection": fused.selection.to_json(),
         "logistic": fused.record(),
         "threshold": fused.threshold,
     }
@@ -329,13 +338,17 @@ def fuse_run(
     budget_usd_per_1k: float | None = None,
     fractions: list[float] | tuple[float, ...] = CASCADE_FRACTIONS,
     live: bool = False,
+    select_inputs: bool = True,
     log: Log = no_log,
 ) -> dict[str, Any]:
     """Fit a fusion on a run directory and write its record; returns the record."""
     data = read_run(run_dir)
     if method == "logistic":
-        record, rows = fit_logistic_record(data, systems, name=name, cv_folds=cv_folds, cs=cs)
+        record, rows = fit_logistic_record(
+            data, systems, name=name, cv_folds=cv_folds, cs=cs, select_inputs=select_inputs
+        )
         lg = record["logistic"]
+        log(f"{record['name']}: {record['selection']['note']}")
         log(
             f"{record['name']}: C={lg['model']['C']:.3g}, threshold "
             f"{record['entry']['threshold']:.3f} (calibration F1 "

@@ -71,9 +71,14 @@ def _fusion_block(name: str, f: Mapping[str, Any], colours: Mapping[str, str]) -
     fitted = as_map(model.get("model"))
     feats = as_map(model.get("features"))
     thr = as_map(model.get("threshold"))
+    sel = as_map(f.get("selection"))
     facts: Pairs = [
         ("Method", f"{f.get('method', 'logistic')}: {fitted.get('estimator', fmt.DASH)}"),
         ("Systems fused", ", ".join(map(str, f.get("systems") or []))),
+    ]
+    if sel:
+        facts.append(("Inputs kept", _kept_text(sel)))
+    facts += [
         ("Pairs", _split_text(f.get("split"))),
         ("Features", ", ".join(map(str, fitted.get("features") or feats.get("names") or []))),
     ]
@@ -121,6 +126,11 @@ def _fusion_block(name: str, f: Mapping[str, Any], colours: Mapping[str, str]) -
         )
     table = collect_notes(Table(cols, rows))
     block = ExtraBlock(name, colours.get(name), facts, [("On the same held-out pairs", table)])
+    selection = _selection_table(sel)
+    if selection is not None:
+        block.tables.append(
+            ("Input selection: cross-validated on calibration half A only", selection)
+        )
     vs = f.get("vs_best")
     if isinstance(vs, Mapping):
         block.tables.append(
@@ -131,6 +141,53 @@ def _fusion_block(name: str, f: Mapping[str, Any], colours: Mapping[str, str]) -
         )
     block.details.append(("Fitted model", to_tree(model)))
     return block
+
+
+def _kept_text(sel: Mapping[str, Any]) -> str:
+    chosen = sel.get("chosen")
+    kept = ", ".join(map(str, chosen)) if isinstance(chosen, list) and chosen else fmt.DASH
+    note = sel.get("note")
+    return f"{kept} ({note})" if note else kept
+
+
+SELECTION_COLUMNS = [
+    (
+        "CV AUC",
+        "mean ROC AUC of the out-of-fold predictions over the folds of half A; the "
+        "smaller line is the standard deviation over folds",
+    ),
+    ("Pooled", "ROC AUC of all out-of-fold predictions of half A at once (for information)"),
+    ("Features", "columns of the candidate's model (scores and failure flags)"),
+]
+
+
+def _selection_table(sel: Mapping[str, Any]) -> Table | None:
+    """One row per candidate input set: its cross-validated AUC; the chosen one marked."""
+    cands = [c for c in sel.get("candidates") or [] if isinstance(c, Mapping)]
+    if not cands:
+        return None
+    chosen = sel.get("chosen") if isinstance(sel.get("chosen"), list) else []
+    rows = []
+    for c in cands:
+        inputs = c.get("inputs") if isinstance(c.get("inputs"), list) else []
+        feats = c.get("features") if isinstance(c.get("features"), list) else []
+        std = c.get("cv_auc_std")
+        mean = formatted(c.get("cv_auc_mean"), lambda v: fmt.num(v, 4))
+        if fmt.is_num(std) and mean.text != fmt.DASH:
+            mean.sub = f"\u00b1 {fmt.num(std, 4)}"
+        cells = [
+            mean,
+            formatted(c.get("cv_auc_pooled"), lambda v: fmt.num(v, 4)),
+            count(len(feats) or None),
+        ]
+        sub = "chosen" if inputs == chosen else ""
+        rows.append(Row(" + ".join(map(str, inputs)), cells, sub=sub))
+    table = Table(SELECTION_COLUMNS, rows, head_label="Inputs")
+    if sel.get("rule"):
+        table.add_note(f"Rule: {sel['rule']}.")
+    if sel.get("candidate_set"):
+        table.add_note(f"Candidates: {sel['candidate_set']}.")
+    return collect_notes(table)
 
 
 CURVE_COLUMNS = (
@@ -283,7 +340,9 @@ def _rerank_block(r: Mapping[str, Any], colours: Mapping[str, str]) -> ExtraBloc
 FUSION_HOWTO = (
     "A fused system combines the scores of several systems with a logistic regression fitted on "
     "calibration half A only; every number here is measured on held-out half B, which the fit "
-    "never saw. The inputs are shown alone on the same held-out pairs, and the fused system is "
+    "never saw. Unless turned off, the inputs it keeps are chosen first by cross-validated AUC "
+    "on half A: an input that does not help is dropped (the fused system keeps the name it was "
+    "asked for). The inputs are shown alone on the same held-out pairs, and the fused system is "
     "tested against the best of them (paired tests, as under Paired comparisons)."
 )
 CASCADE_HOWTO = (
