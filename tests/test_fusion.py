@@ -318,6 +318,11 @@ def test_user_errors(tmp_path: Path) -> None:
         fit_logistic_record(data, ["emb-a", "emb-b"], name="judge")
     with pytest.raises(UserError, match="cross-validation needs at least 30"):
         fit_logistic_record(data, ["emb-a", "emb-b"], cv_folds=30)
+    # 8 same-person calibration pairs: enough for 7 folds, not for 7 folds inside 7 folds.
+    with pytest.raises(UserError, match=r"input selection runs 7-fold .* needs at least 9"):
+        fit_logistic_record(data, ["emb-a", "emb-b"], cv_folds=7)
+    record, _ = fit_logistic_record(data, ["emb-a", "emb-b"], cv_folds=7, select_inputs=False)
+    assert record["selection"]["enabled"] is False
 
 
 def test_fuse_cli_writes_records_metrics_and_errors(tmp_path: Path, run_cli) -> None:
