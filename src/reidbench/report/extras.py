@@ -147,7 +147,7 @@ def _kept_text(sel: Mapping[str, Any]) -> str:
     chosen = sel.get("chosen")
     kept = ", ".join(map(str, chosen)) if isinstance(chosen, list) and chosen else fmt.DASH
     note = sel.get("note")
-    return f"{kept} ({note})" if note else kept
+    return f"{kept} \u2014 {note}" if note else kept
 
 
 SELECTION_COLUMNS = [
