@@ -19,8 +19,8 @@ from reidbench.judges.providers.base import (
     ProviderRequest,
     RetryableError,
     closed_schema,
+    sdk_error,
     short,
-    status_error,
 )
 
 TOOL_NAME = "record_judgement"
@@ -73,16 +73,11 @@ class AnthropicProvider:
     async def complete(self, req: ProviderRequest) -> ProviderReply:
         try:
             resp = await self.client.messages.create(**self._kwargs(req), timeout=req.timeout_s)
-        except anthropic.APIStatusError as exc:
-            raise status_error(exc.status_code, short(exc.message), exc.response.headers) from None
-        except anthropic.APITimeoutError:
-            raise RetryableError("request timed out") from None
-        except anthropic.APIConnectionError as exc:
-            raise RetryableError(f"connection error: {short(exc.message)}") from None
-        except anthropic.APIResponseValidationError as exc:
-            raise RetryableError(f"malformed response: {short(exc.message)}") from None
-        except ValueError as exc:  # json.JSONDecodeError: truncated or broken JSON body
-            raise RetryableError(f"malformed response body: {short(exc)}") from None
+        except Exception as exc:
+            mapped = sdk_error(anthropic, exc)
+            if mapped is None:
+                raise
+            raise mapped from None
         return self._reply(resp)
 
     def _reply(self, resp: Any) -> ProviderReply:

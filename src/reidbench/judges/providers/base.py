@@ -108,6 +108,26 @@ def status_error(status: int, message: str, headers: Mapping[str, str] | None) -
     return PermanentError(f"HTTP {status}: {message}", status=status)
 
 
+def sdk_error(sdk: Any, exc: BaseException) -> ProviderError | None:
+    """The runner's error for an exception of a Stainless-generated SDK (openai, anthropic).
+
+    Both SDKs raise the same family of classes; one mapping keeps retry rules identical:
+    HTTP statuses by `status_error`; timeouts, connection errors and malformed or
+    truncated bodies are retryable. None: not an SDK error, let it propagate.
+    """
+    if isinstance(exc, sdk.APIStatusError):
+        return status_error(exc.status_code, short(exc.message), exc.response.headers)
+    if isinstance(exc, sdk.APITimeoutError):  # a subclass of APIConnectionError: test it first
+        return RetryableError("request timed out")
+    if isinstance(exc, sdk.APIConnectionError):
+        return RetryableError(f"connection error: {short(exc.message)}")
+    if isinstance(exc, sdk.APIResponseValidationError):
+        return RetryableError(f"malformed response: {short(exc.message)}")
+    if isinstance(exc, ValueError):  # json.JSONDecodeError: a truncated or broken JSON body
+        return RetryableError(f"malformed response body: {short(exc)}")
+    return None
+
+
 def short(text: object, limit: int = 300) -> str:
     s = str(text)
     return s if len(s) <= limit else s[:limit] + "..."

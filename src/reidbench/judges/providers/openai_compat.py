@@ -18,8 +18,8 @@ from reidbench.judges.providers.base import (
     ProviderRequest,
     RetryableError,
     closed_schema,
+    sdk_error,
     short,
-    status_error,
 )
 
 _SAFETY_CODES = {"datainspectionfailed", "data_inspection_failed"}
@@ -97,19 +97,14 @@ class OpenAICompatProvider:
                 body=self._kwargs(req),
                 options={"timeout": req.timeout_s, "security": {"bearer_auth": True}},
             )
-        except openai.APIStatusError as exc:
-            safety = _is_safety_block(exc)
+        except Exception as exc:
+            safety = _is_safety_block(exc) if isinstance(exc, openai.APIStatusError) else None
             if safety:
                 return ProviderReply(text="", safety=safety, raw={"error": exc.body})
-            raise status_error(exc.status_code, short(exc.message), exc.response.headers) from None
-        except openai.APITimeoutError:
-            raise RetryableError("request timed out") from None
-        except openai.APIConnectionError as exc:
-            raise RetryableError(f"connection error: {short(exc.message)}") from None
-        except openai.APIResponseValidationError as exc:
-            raise RetryableError(f"malformed response: {short(exc.message)}") from None
-        except ValueError as exc:  # json.JSONDecodeError: a truncated or broken JSON body
-            raise RetryableError(f"malformed response body: {short(exc)}") from None
+            mapped = sdk_error(openai, exc)
+            if mapped is None:
+                raise
+            raise mapped from None
         return self._reply(resp)
 
     def _reply(self, resp: Any) -> ProviderReply:
