@@ -9,30 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from reidbench.tables import PAIRS_SCHEMA, SCORES_SCHEMA, write_table
+from reidbench.tables import SCORES_SCHEMA, write_table
 
-ROW: dict[str, Any] = {
-    "score": None,
-    "decision": "unknown",
-    "status": "ok",
-    "latency_s": None,
-    "tokens_in": 0,
-    "tokens_out": 0,
-    "cost_usd": 0.0,
-    "raw": "",
-    "order": "ab",
-    "repeat": 0,
-    "reasons": None,
-    "error": None,
-    "cached": False,
-    "attempts": 0,
-}
+sys.path.insert(0, str(Path(__file__).parent))
+from run_builders import labelled_pairs, score_row
+
 LVLM_COST = (1000 * 2.5 + 20 * 10.0) / 1e6  # one answer: 1000 tokens in, 20 out
 
 
@@ -53,19 +41,7 @@ def write_run(
     root.mkdir(parents=True, exist_ok=True)
     n = labels.size
     ids = pair_ids(n)
-    pairs = pa.table(
-        {
-            "pair_id": ids,
-            "path_a": [f"query/{i:04d}_c1s1_000001_00.jpg" for i in range(n)],
-            "path_b": [f"bounding_box_test/{i:04d}_c2s1_000001_00.jpg" for i in range(n)],
-            "pid_a": np.arange(n),
-            "pid_b": np.where(labels == 1, np.arange(n), np.arange(n) + 5000),
-            "cam_a": np.ones(n, np.int64),
-            "cam_b": np.full(n, 2, np.int64),
-            "label": labels.astype(np.int8),
-        },
-        schema=PAIRS_SCHEMA,
-    )
+    pairs = labelled_pairs(labels, ids)
     write_table(root / "pairs.parquet", pairs, {"content_hash": "test", "seed": seed})
     rows, entries = [], []
     for name, spec in systems.items():
@@ -82,18 +58,17 @@ def write_run(
             if kind == "lvlm" and ok:
                 decision = "same" if score[i] >= (thr if thr is not None else 50) else "different"
             rows.append(
-                {
-                    **ROW,
-                    "pair_id": int(ids[i]),
-                    "system": name,
-                    "score": float(score[i]) if ok else None,
-                    "decision": decision,
-                    "status": str(status[i]),
-                    "tokens_in": 1000 if kind == "lvlm" else 0,
-                    "tokens_out": 20 if kind == "lvlm" else 0,
-                    "cost_usd": float(cost[i]),
-                    "attempts": 1 if kind == "lvlm" else 0,
-                }
+                score_row(
+                    ids[i],
+                    name,
+                    score=float(score[i]) if ok else None,
+                    decision=decision,
+                    status=str(status[i]),
+                    tokens_in=1000 if kind == "lvlm" else 0,
+                    tokens_out=20 if kind == "lvlm" else 0,
+                    cost_usd=float(cost[i]),
+                    attempts=1 if kind == "lvlm" else 0,
+                )
             )
         entries.append({"name": name, "type": kind, "scale": scale, "threshold": thr})
     write_table(root / "scores.parquet", pa.Table.from_pylist(rows, schema=SCORES_SCHEMA))

@@ -8,6 +8,7 @@ is present and small; the metrics come from the real `compute_metrics`.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,30 +18,13 @@ from PIL import Image
 
 from reidbench.judges import load_prompt
 from reidbench.metrics.run_metrics import write_metrics
-from reidbench.tables import PAIRS_SCHEMA, SCORES_SCHEMA, write_table
+from reidbench.tables import SCORES_SCHEMA, write_table
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_builders import labelled_pairs, score_row
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(1)>"
-ROW_DEFAULTS: dict[str, Any] = {
-    "score": None,
-    "decision": "unknown",
-    "status": "ok",
-    "latency_s": None,
-    "tokens_in": 0,
-    "tokens_out": 0,
-    "cost_usd": 0.0,
-    "raw": "",
-    "order": "ab",
-    "repeat": 0,
-    "reasons": None,
-    "error": None,
-    "cached": False,
-    "attempts": 0,
-}
-
-
-def _row(pair_id: int, system: str, **kw: Any) -> dict[str, Any]:
-    return {"pair_id": pair_id, "system": system, **ROW_DEFAULTS, **kw}
 
 
 def _images(root: Path, names: list[str], rng: np.random.Generator, skip: set[str]) -> None:
@@ -104,19 +88,7 @@ def make_run(
     path_b = [f"bounding_box_test/{i:04d}_c2s1_000002_00.jpg" for i in range(n)]
     skip = {path_b[i] for i in range(n)} if missing_images else set()
     _images(data, path_a + path_b, rng, skip)
-    pairs = pa.table(
-        {
-            "pair_id": ids,
-            "path_a": path_a,
-            "path_b": path_b,
-            "pid_a": np.arange(n),
-            "pid_b": np.where(labels == 1, np.arange(n), np.arange(n) + 500),
-            "cam_a": np.zeros(n, np.int64),
-            "cam_b": np.ones(n, np.int64),
-            "label": labels.astype(np.int8),
-        },
-        schema=PAIRS_SCHEMA,
-    )
+    pairs = labelled_pairs(labels, ids, path_a=path_a, path_b=path_b, cams=(0, 1))
     triplets = [[int(ids[3 * k]), int(ids[3 * k + 1]), int(ids[3 * k + 2])] for k in range(6)]
     meta = {
         "format": "reidbench-pairs/1",
@@ -144,7 +116,7 @@ def make_run(
         if status[i] == "refusal":
             raw = f"I can't help with identifying people. {SCRIPT}"
         rows.append(
-            _row(
+            score_row(
                 pid,
                 "gpt-4o",
                 score=float(lv[i]) if ok else None,
@@ -164,7 +136,7 @@ def make_run(
         if ok:
             flip = 30 if i % 7 == 0 else 0
             rows.append(
-                _row(
+                score_row(
                     pid,
                     "gpt-4o",
                     score=float(np.clip(lv[i] - flip, 0, 100)),
@@ -179,7 +151,7 @@ def make_run(
                 )
             )
             rows.append(
-                _row(
+                score_row(
                     pid,
                     "gpt-4o",
                     score=float(np.clip(lv[i] + (i % 3) * 5, 0, 100)),
@@ -192,10 +164,12 @@ def make_run(
                     attempts=1,
                 )
             )
-        rows.append(_row(pid, "handcrafted", score=float(emb[i])))
+        rows.append(score_row(pid, "handcrafted", score=float(emb[i])))
         if decision_only:  # a same/different prompt: decisions, no scores; right 80% of the time
             same = bool(labels[i]) == (i % 5 != 0)
-            rows.append(_row(pid, "yesno", decision="same" if same else "different", raw="yes"))
+            rows.append(
+                score_row(pid, "yesno", decision="same" if same else "different", raw="yes")
+            )
     systems = [
         lvlm_info("gpt-4o", both_orders=True, repeats=2),
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,29 +24,16 @@ from reidbench.errors import UserError
 from reidbench.metrics import verification as ver
 from reidbench.metrics.run_metrics import compute_metrics, write_metrics
 from reidbench.metrics.splits import calibration_mask
-from reidbench.tables import PAIRS_SCHEMA, SCORES_SCHEMA, write_table
+from reidbench.tables import SCORES_SCHEMA, write_table
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run_builders import labelled_pairs, score_row
 
 N = 120
-ROW_DEFAULTS: dict[str, Any] = {
-    "score": None,
-    "decision": "unknown",
-    "status": "ok",
-    "latency_s": 1.0,
-    "tokens_in": 0,
-    "tokens_out": 0,
-    "cost_usd": 0.0,
-    "raw": "",
-    "order": "ab",
-    "repeat": 0,
-    "reasons": None,
-    "error": None,
-    "cached": False,
-    "attempts": 1,
-}
 
 
 def _row(pair_id: int, system: str, **kw: Any) -> dict[str, Any]:
-    return {"pair_id": pair_id, "system": system, **ROW_DEFAULTS, **kw}
+    return score_row(pair_id, system, **{"latency_s": 1.0, "attempts": 1, **kw})
 
 
 def _write_run(
@@ -59,18 +47,11 @@ def _write_run(
 ) -> Path:
     n = labels.size
     ids = np.arange(n, dtype=np.int64) * 3 + 7  # ids unrelated to row numbers
-    pairs = pa.table(
-        {
-            "pair_id": ids,
-            "path_a": [f"query/{i:04d}_c1.jpg" for i in range(n)],
-            "path_b": [f"gallery/{i:04d}_c2.jpg" for i in range(n)],
-            "pid_a": np.arange(n),
-            "pid_b": np.where(labels == 1, np.arange(n), np.arange(n) + 1000),
-            "cam_a": np.ones(n, np.int64),
-            "cam_b": np.full(n, 2, np.int64),
-            "label": labels.astype(np.int8),
-        },
-        schema=PAIRS_SCHEMA,
+    pairs = labelled_pairs(
+        labels,
+        ids,
+        path_a=[f"query/{i:04d}_c1.jpg" for i in range(n)],
+        path_b=[f"gallery/{i:04d}_c2.jpg" for i in range(n)],
     )
     meta = {"seed": 0, "split": "query-gallery", "content_hash": "abc"}
     if triplets is not None:
