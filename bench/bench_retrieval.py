@@ -35,6 +35,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from reidbench.metrics import (  # noqa: E402
     evaluate_features,
@@ -42,6 +43,7 @@ from reidbench.metrics import (  # noqa: E402
     k_reciprocal_distance,
     rerank_memory_bytes,
 )
+from test_retrieval import reference_eval  # noqa: E402  (the tested stable-argsort port)
 
 MARKET = {"num_q": 3368, "num_g": 15913, "ids": 750, "distractors": 2793, "cams": 6}
 MSMT = {"num_q": 11659, "num_g": 82161, "ids": 3060, "distractors": 0, "cams": 15}
@@ -49,29 +51,6 @@ KINDS = {"strong": 1.0, "weak": 1.3}  # embedding noise; "uniform" = random matr
 
 
 # --------------------------------------------------------------------------- reference
-
-
-def reference_eval(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
-    """torchreid's python eval_market1501 + fast-reid's mINP, stable argsort (ties by index)."""
-    num_q, num_g = distmat.shape
-    max_rank = min(max_rank, num_g)
-    indices = np.argsort(distmat, axis=1, kind="stable")
-    matches = (g_pids[indices] == q_pids[:, np.newaxis]).astype(np.int32)
-    all_cmc, all_ap, all_inp = [], [], []
-    for q_idx in range(num_q):
-        order = indices[q_idx]
-        remove = (g_pids[order] == q_pids[q_idx]) & (g_camids[order] == q_camids[q_idx])
-        raw_cmc = matches[q_idx][np.invert(remove)]
-        if not np.any(raw_cmc):
-            continue
-        cmc = raw_cmc.cumsum()
-        max_pos_idx = np.max(np.where(raw_cmc == 1))
-        all_inp.append(cmc[max_pos_idx] / (max_pos_idx + 1.0))
-        cmc[cmc > 1] = 1
-        all_cmc.append(cmc[:max_rank])
-        tmp_cmc = raw_cmc.cumsum() / (np.arange(len(raw_cmc)) + 1.0) * raw_cmc
-        all_ap.append(tmp_cmc.sum() / raw_cmc.sum())
-    return np.asarray(all_cmc).sum(0) / len(all_cmc), np.mean(all_ap), np.mean(all_inp)
 
 
 def load_cython(path: str | None):
@@ -240,7 +219,6 @@ def child(args) -> dict:
         torch.zeros(2, 2).addmm_(torch.ones(2, 2), torch.ones(2, 2))  # load BLAS too
         base = rss_mib()
         if args.reference:
-            sys.path.insert(0, str(ROOT / "tests"))
 
             from test_rerank import fastreid_re_ranking  # the tested reference port
 
