@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,12 +26,8 @@ from reidbench.cli.common import (
     progress,
 )
 
-
-def _metric(result: Any, key: str) -> Any:
-    """evaluate_features' result allows attribute or key access; accept both."""
-    if isinstance(result, Mapping):
-        return result[key]
-    return getattr(result, key)
+if TYPE_CHECKING:
+    from reidbench.metrics.retrieval import RetrievalResult
 
 
 def retrieval_summary(
@@ -39,13 +35,12 @@ def retrieval_summary(
     model: str,
     fingerprint: str,
     dataset: Any,
-    result: Any,
+    result: RetrievalResult,
     rerank: bool,
     info: Mapping[str, Any],
     stats: Mapping[str, int],
 ) -> dict[str, Any]:
     """The JSON object `--json` prints (fractions in [0, 1], not percentages)."""
-    cmc = [float(x) for x in _metric(result, "cmc")]
     return {
         "model": model,
         "fingerprint": fingerprint,
@@ -57,12 +52,7 @@ def retrieval_summary(
         "query_images": len(dataset.query),
         "gallery_images": len(dataset.gallery),
         "rerank": rerank,
-        "rank1": cmc[0],
-        "rank5": cmc[min(4, len(cmc) - 1)],
-        "rank10": cmc[min(9, len(cmc) - 1)],
-        "mAP": float(_metric(result, "mAP")),
-        "mINP": float(_metric(result, "mINP")),
-        "cmc": cmc,
+        **result.to_dict(),  # rank1/5/10, mAP, mINP, cmc, query counts
         "features": dict(stats),
         "embedder": dict(info),
     }
