@@ -24,11 +24,12 @@ from reidbench.config import (
 from reidbench.experiment import RunPaths, run_experiment
 from reidbench.progress import Log, ProgressFactory, no_log
 
-# The study's four LVLMs, added when their key is in the environment.
+# One active, priced LVLM per provider (the study's models' successors where they have a
+# price), added when its key is in the environment; `reidbench presets` lists the others.
 AUTO_LVLM_PRESETS = {
-    "OPENAI_API_KEY": "openai:gpt-4o",
-    "ANTHROPIC_API_KEY": "anthropic:claude-3-5-sonnet-latest",
-    "GEMINI_API_KEY": "gemini:gemini-2.0-flash",
+    "OPENAI_API_KEY": "openai:gpt-6-luna",
+    "ANTHROPIC_API_KEY": "anthropic:claude-sonnet-5-5",
+    "GEMINI_API_KEY": "gemini:gemini-3.5-flash",
     "DASHSCOPE_API_KEY": "dashscope:qwen-vl-max",
 }
 
@@ -100,8 +101,11 @@ def run_demo(
     environ: Mapping[str, str] | None = None,
 ) -> RunPaths:
     from reidbench.datasets.synthetic import generate
+    from reidbench.judges.lifecycle import check_lifecycle
 
     environ = os.environ if environ is None else environ
+    presets = list(dict.fromkeys([*lvlms, *(configured_lvlms(environ) if auto_lvlm else [])]))
+    check_lifecycle([LVLMSystemConfig(name=p, type="lvlm", preset=p) for p in presets], log)
     out = Path(out)
     data_root = out / "data"
     if not (data_root / "reidbench-synthetic.json").is_file():
@@ -113,7 +117,6 @@ def run_demo(
             seed=DEMO_SEED,
             progress=progress("img") if progress else None,
         )
-    presets = list(dict.fromkeys([*lvlms, *(configured_lvlms(environ) if auto_lvlm else [])]))
     if presets:
         log(f"LVLMs: {', '.join(presets)} (spending cap ${max_cost_usd:.2f} each)")
     else:

@@ -101,6 +101,9 @@ def run_experiment(
         from reidbench.config import check_fusion_references
 
         check_fusion_references(cfg)  # before anything is paid for
+    from reidbench.judges.lifecycle import check_lifecycle
+
+    check_lifecycle(cfg.systems, log)  # retired models: refused before any work
     paths.out.mkdir(parents=True, exist_ok=True)
 
     dataset = cfg.dataset.load()

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from reidbench.config import LVLMSystemConfig
 from reidbench.errors import UserError
 from reidbench.judges.images import ImageSpec
+from reidbench.judges.lifecycle import effective_config
 from reidbench.judges.presets import FAMILIES, NO_KEY, Price, price_for, split_preset
 from reidbench.judges.prompts import Prompt, load_prompt
 
@@ -141,6 +142,7 @@ def resolve_system(system: LVLMSystemConfig) -> ResolvedSystem:
     if not model:
         raise UserError(f'system {system.name!r}: no model; set model or preset = "{family}:MODEL"')
     fam = FAMILIES[family]
+    system = effective_config(system, fam.client)  # what the model accepts (its capabilities)
     base_url = system.base_url or fam.base_url
     price, price_source = _price(system, family, model)
     if system.max_cost_usd is not None and price is None:
