@@ -46,6 +46,7 @@ FAULTS = (
     "html-text",
     "prose",
     "garbage",
+    "404-model",
 )  # plus "text:<literal model text>"
 
 
@@ -91,6 +92,10 @@ class FakeLLMServer:
         self.faults: collections.deque[str] = collections.deque()  # next requests, in order
         self.faults_by_image: dict[str, collections.deque[str]] = {}  # first image's sha -> faults
         self.score_fn = default_score
+        # The model version each answer reports (the response's model / modelVersion), in
+        # order; when empty, the requested model name. Aliases move between snapshots.
+        self.served_as: collections.deque[str] = collections.deque()
+        self.system_fingerprint: str | None = None  # OpenAI answers carry it when set
         self.records: list[Record] = []
         self.rate_limited = 0
         self._lock = threading.Lock()
@@ -312,6 +317,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "401-echo":
             self._json(401, _error(api, 401, f"Incorrect API key provided: {key}"))
             return 401
+        if fault == "404-model":  # a retired or unknown model, as each provider answers it
+            self._json(404, _not_found(api, model))
+            return 404
         if fault == "timeout":
             time.sleep(fake.timeout_sleep_s)
             fault = "ok"
@@ -345,7 +353,11 @@ class _Handler(BaseHTTPRequestHandler):
         builder = {"openai": _openai_body, "anthropic": _anthropic_body, "gemini": _gemini_body}[
             api
         ]
-        payload = builder(model, text, fault, score, structured, body, fake)
+        with fake._lock:
+            served = fake.served_as.popleft() if fake.served_as else model
+        payload = builder(served, text, fault, score, structured, body, fake)
+        if api == "openai" and fake.system_fingerprint:
+            payload["system_fingerprint"] = fake.system_fingerprint
         raw = json.dumps(payload).encode()
         if fault == "truncated":
             raw = raw[: len(raw) // 2]
@@ -370,6 +382,26 @@ def _error(api: str, status: int, message: str) -> dict[str, Any]:
             }
         }
     return {"error": {"message": message, "type": "error", "code": str(status)}}
+
+
+def _not_found(api: str, model: str) -> dict[str, Any]:
+    if api == "anthropic":
+        return {"type": "error", "error": {"type": "not_found_error", "message": f"model: {model}"}}
+    if api == "gemini":
+        return {
+            "error": {
+                "code": 404,
+                "message": f"models/{model} is not found for API version v1beta",
+                "status": "NOT_FOUND",
+            }
+        }
+    return {
+        "error": {
+            "message": f"The model `{model}` does not exist or you do not have access to it.",
+            "type": "invalid_request_error",
+            "code": "model_not_found",
+        }
+    }
 
 
 def _b64(data: str) -> bytes:

@@ -236,12 +236,15 @@ def _system_entry(system: SystemConfig) -> dict[str, Any]:
 
 
 def _ensure_system(system, dataset, pairs, paths, make_progress, log, environ, manifest) -> None:
+    from reidbench.judges.served import record_served, served_meta
+
     settings = _settings_hash(system.model_dump(mode="json"))
     target = paths.system_scores(system.name)
     stored = _reusable(target, settings, pairs)
     if stored is not None:
         log(f"{system.name}: already complete, reusing {target}")
         _record_fingerprint(manifest, system.name, read_meta(stored).get("fingerprint"))
+        record_served(manifest, system.name, read_meta(stored))
         return
     if isinstance(system, ReIDSystemConfig):
         table, fingerprint = _score_with_embedder(system, dataset, pairs, paths, make_progress)
@@ -250,8 +253,10 @@ def _ensure_system(system, dataset, pairs, paths, make_progress, log, environ, m
             system, dataset, pairs, paths, make_progress, environ
         )
     meta = {"settings": settings, "pairs_hash": _pairs_hash(pairs), "fingerprint": fingerprint}
+    meta.update(served_meta(table))  # which model versions answered (LVLMs)
     write_table(target, table, meta)
     _record_fingerprint(manifest, system.name, fingerprint)
+    record_served(manifest, system.name, meta)
     statuses = table.column("status").to_pylist()
     ok = sum(1 for s in statuses if s == "ok")
     log(f"{system.name}: {ok}/{len(statuses)} answered")
@@ -339,7 +344,9 @@ def _score_with_judge(system: LVLMSystemConfig, dataset, pairs, paths, make_prog
         progress=make_progress("call"),
         environ=environ,
     )
-    return table.cast(SCORES_SCHEMA), _settings_hash(system_manifest(system))
+    # cast() drops schema metadata: keep the served-version summary judge_pairs put there
+    table = table.cast(SCORES_SCHEMA).replace_schema_metadata(table.schema.metadata)
+    return table, _settings_hash(system_manifest(system))
 
 
 def _ensure_live_cascade(cfg, dataset, pairs, paths, make_progress, log, environ, manifest):

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from reidbench.config import LVLMSystemConfig
 from reidbench.errors import UserError
+from reidbench.judges import served
 from reidbench.judges.cache import ResponseCache
 from reidbench.judges.presets import NO_KEY
 from reidbench.judges.providers import make_provider
@@ -97,7 +98,8 @@ def _follow(leader: JudgeResult) -> JudgeResult:
 
 def _table(system: ResolvedSystem, jobs: list[Job], results: dict[int, JudgeResult]) -> pa.Table:
     rows = [results[j.index].to_row(j.pair_id, system.name, j.order, j.repeat) for j in jobs]
-    return pa.Table.from_pylist(rows, schema=SCORES_SCHEMA)
+    table = pa.Table.from_pylist(rows, schema=SCORES_SCHEMA)
+    return served.attach(table, served.served_summary(results[j.index] for j in jobs))
 
 
 async def ajudge_pairs(

@@ -10,7 +10,9 @@ any work) and what it accepts (`Capabilities`). `reidbench presets` lists them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -522,3 +524,23 @@ def price_for(family: str, model: str) -> Price | None:
         return Price(0.0, 0.0, "local", "runs on your own hardware")
     preset = preset_for(family, model)
     return preset.price if preset is not None else None
+
+
+def preset_record(preset: Preset) -> dict[str, Any]:
+    """A preset as plain JSON-able data (`reidbench presets --json`)."""
+    family, model = split_preset(preset.name)
+    chain = successor_chain(preset.name)
+    local = FAMILIES[family].local
+    return {
+        "name": preset.name,
+        "family": family,
+        "model": model,
+        "lifecycle": dataclasses.asdict(preset.lifecycle),
+        "active_successor": chain[-1].name if chain else None,
+        "capabilities": dataclasses.asdict(preset.capabilities),
+        "price": (
+            {"local": True}
+            if local
+            else (dataclasses.asdict(preset.price) if preset.price is not None else None)
+        ),
+    }

@@ -36,6 +36,8 @@ class JudgeResult:
     error: str | None = None
     attempts: int = 0
     cached: bool = False
+    served_model: str | None = None  # the model version the provider reports (judges/served.py)
+    served_fingerprint: str | None = None  # OpenAI's system_fingerprint, where given
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -34,6 +34,7 @@ from reidbench.judges.providers.base import (
     RetryableError,
 )
 from reidbench.judges.result import CACHEABLE, JudgeResult
+from reidbench.judges.served import reported_version
 from reidbench.judges.settings import ResolvedSystem
 from reidbench.progress import Progress
 
@@ -343,6 +344,7 @@ class Runner:
             attempts=attempts,
             **self._base(),
         )
+        result.served_model, result.served_fingerprint = reported_version(reply.raw)
         if result.status in CACHEABLE:
             self.cache.put(
                 prepared.key,

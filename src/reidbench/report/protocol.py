@@ -172,6 +172,22 @@ def _price(prices: Mapping[str, Any] | None) -> str:
     return text
 
 
+def _served(served: Mapping[str, Any] | None) -> str:
+    """Which model versions the provider reported answering (run.json `served`)."""
+    if not isinstance(served, Mapping):
+        return "not recorded (run made before reidbench recorded it)"
+    parts = [f"{v} ({fmt.integer(n)} answers)" for v, n in (served.get("versions") or {}).items()]
+    if served.get("unreported"):
+        parts.append(f"not reported ({fmt.integer(served['unreported'])} answers)")
+    text = "; ".join(parts) or "no answers"
+    fps = served.get("fingerprints") or {}
+    if fps:
+        text += "; system fingerprints: " + ", ".join(
+            f"{k} ({fmt.integer(n)})" for k, n in fps.items()
+        )
+    return f"MORE THAN ONE VERSION answered: {text}" if served.get("mixed") else text
+
+
 def system_card(
     name: str,
     block: Mapping[str, Any],
@@ -192,6 +208,7 @@ def system_card(
                 ("Prompt", f"{info['prompt_id']} v{scalar_text(info.get('prompt_version'))}")
             )
         facts.append(("Prices", _price(info.get("prices"))))
+        facts.append(("Answered by", _served(info.get("served"))))
         facts.append(
             (
                 "Asked",
@@ -229,6 +246,7 @@ def system_card(
         "prompt_version",
         "prompt_sha256",
         "prices",
+        "served",
         "both_orders",
         "repeats",
         "weights",
