@@ -11,10 +11,6 @@ from rich.table import Table
 from reidbench.cli.common import console
 
 
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
 def register(app: typer.Typer) -> None:
     @app.command("presets")
     def presets(
@@ -32,39 +28,33 @@ def register(app: typer.Typer) -> None:
         table = Table(
             title="LVLM presets (checked 2026-12-04; * = not confirmed on the provider's page)"
         )
-        for column in (
-            "preset",
-            "status",
-            "use instead",
-            "capabilities",
-            "USD / M tokens in, out",
-            "price as of",
-            "sources",
-        ):
-            table.add_column(column, overflow="fold")
+        table.add_column("preset", overflow="fold", min_width=14)
+        table.add_column("status", min_width=10)
+        table.add_column("use instead", overflow="fold", min_width=10)
+        table.add_column("USD/M in, out", min_width=8)
+        table.add_column("as of", min_width=10)
+        table.add_column("accepts", min_width=10)
+        sources: list[str] = []
         for r in records:
             life, cap, price = r["lifecycle"], r["capabilities"], r["price"]
-            status = life["status"] + (f" {life['date']}" if life["date"] else "")
+            status = life["status"] + (f"\n{life['date']}" if life["date"] else "")
             status += "" if life["verified"] else " *"
-            caps = (
-                f"logprobs {_yes(cap['logprobs'])}, temperature {_yes(cap['temperature'])}, "
-                f"seed {_yes(cap['seed'])}, {cap['max_tokens_param']}"
-            )
+            accepts = [k for k in ("logprobs", "temperature", "seed") if cap[k]]
+            caps = ", ".join([*accepts, cap["max_tokens_param"]])
             if price is None:
-                cost, as_of, price_source = "unknown: set price_in/out_per_mtok", "-", ""
+                cost, as_of = "unknown: set price_in/out_per_mtok", "-"
             elif price.get("local"):
-                cost, as_of, price_source = "0 (local)", "-", ""
+                cost, as_of = "0 (local)", "-"
             else:
                 cost = f"{price['in_per_mtok']:g}, {price['out_per_mtok']:g}"
                 cost += "" if price["verified"] else " *"
-                as_of, price_source = price["as_of"], price["source"]
-            sources = life["source"] + (
-                f"\n{price_source}" if price_source and price_source != life["source"] else ""
-            )
-            table.add_row(
-                r["name"], status, r["active_successor"] or "", caps, cost, as_of, sources
-            )
+                as_of = price["as_of"]
+                if price["source"] != life["source"]:
+                    sources.append(f"{r['name']} price: {price['source']}")
+            sources.append(f"{r['name']} status: {life['source']}")
+            table.add_row(r["name"], status, r["active_successor"] or "", cost, as_of, caps)
         console.print(table)
+        console.print("Sources:\n  " + "\n  ".join(sorted(sources)), markup=False, soft_wrap=True)
         console.print(
             "Notes on each figure: `reidbench presets --json`; how they were checked: "
             "docs/judges.md.",

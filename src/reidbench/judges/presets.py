@@ -426,7 +426,14 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "gemini:gemini-3.1-pro",
-            Lifecycle("active", None, _GEMINI_DEPRECATIONS, verified=False),
+            Lifecycle(
+                "active",
+                None,
+                _GEMINI_DEPRECATIONS,
+                verified=False,
+                note="listed as current by third-party copies of Google's pages (2026); no "
+                "shutdown seen",
+            ),
             _GEMINI,
             Price(
                 2.00,
@@ -460,7 +467,13 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "dashscope:qwen3-vl-plus",
-            Lifecycle("active", None, _DASHSCOPE_MODELS, verified=False),
+            Lifecycle(
+                "active",
+                None,
+                _DASHSCOPE_MODELS,
+                verified=False,
+                note="listed among Model Studio's models by third-party copies (2026-05)",
+            ),
             _DASHSCOPE,
             None,  # input $0.20/M up to 32K per a generated third-party sheet; output not found
         ),
