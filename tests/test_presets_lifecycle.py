@@ -357,3 +357,10 @@ def test_presets_command_lists_every_preset(run_cli) -> None:
     table = run_cli("presets")
     assert table.code == 0 and "retired" in table.out and "2025-10-22" in table.out
     assert "anthropic:claude-3-5-sonnet-latest status: https://platform.claude.com" in table.out
+
+
+def test_demo_refuses_a_retired_lvlm_before_synthesising(run_cli, tmp_path) -> None:
+    out = tmp_path / "demo"
+    result = run_cli("demo", "--out", out, "--lvlm", "gemini:gemini-2.0-flash")
+    assert result.code == 2 and "gemini:gemini-2.0-flash was retired on 2026-06-01" in result.err
+    assert not out.exists()  # no pedestrians synthesised, nothing run
