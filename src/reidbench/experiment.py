@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ class RunPaths:
     """Where each file of a run directory lives (see docs/run-directory.md)."""
 
     out: Path
+    # Why a system was stopped by its circuit breaker (judges/breaker.py): exit code 3.
+    stopped: list[str] = field(default_factory=list)
 
     @property
     def manifest(self) -> Path:
@@ -92,8 +94,12 @@ def run_experiment(
     log: Log = no_log,
     environ: Mapping[str, str] | None = None,
     write_outputs: bool = True,
+    preflight: bool = True,
 ) -> RunPaths:
-    """Run (or resume) an experiment into `out`; returns the run's paths."""
+    """Run (or resume) an experiment into `out`; returns the run's paths.
+
+    `preflight`: check config, keys, weights and endpoints first (reidbench.preflight);
+    `paths.stopped` lists systems the circuit breaker stopped (the CLI exits 3)."""
     environ = os.environ if environ is None else environ
     make_progress: ProgressFactory = progress or (lambda _unit: None)
     paths = RunPaths(Path(out))
@@ -101,6 +107,10 @@ def run_experiment(
         from reidbench.config import check_fusion_references
 
         check_fusion_references(cfg)  # before anything is paid for
+    if preflight:
+        from reidbench.preflight import experiment_preflight
+
+        experiment_preflight(cfg, paths.out, environ, log=log)
     paths.out.mkdir(parents=True, exist_ok=True)
 
     dataset = cfg.dataset.load()
@@ -240,6 +250,7 @@ def _ensure_system(system, dataset, pairs, paths, make_progress, log, environ, m
         log(f"{system.name}: already complete, reusing {target}")
         _record_fingerprint(manifest, system.name, read_meta(stored).get("fingerprint"))
         return
+    n_stopped = len(paths.stopped)
     if isinstance(system, ReIDSystemConfig):
         table, fingerprint = _score_with_embedder(system, dataset, pairs, paths, make_progress)
     else:
@@ -251,7 +262,11 @@ def _ensure_system(system, dataset, pairs, paths, make_progress, log, environ, m
     _record_fingerprint(manifest, system.name, fingerprint)
     statuses = table.column("status").to_pylist()
     ok = sum(1 for s in statuses if s == "ok")
-    log(f"{system.name}: {ok}/{len(statuses)} answered")
+    cached = sum(1 for c in table.column("cached").to_pylist() if c)
+    from_cache = f" ({cached} from the cache)" if cached and system.type == "lvlm" else ""
+    log(f"{system.name}: {ok}/{len(statuses)} answered{from_cache}")
+    for reason in paths.stopped[n_stopped:]:
+        log(f"STOPPED {reason}")
 
 
 # Statuses a re-run should try again (they are never cached): a system holding any of
@@ -335,6 +350,7 @@ def _score_with_judge(system: LVLMSystemConfig, dataset, pairs, paths, make_prog
         cache_path=paths.response_cache,
         progress=make_progress("call"),
         environ=environ,
+        stopped=paths.stopped,
     )
     return table.cast(SCORES_SCHEMA), _settings_hash(system_manifest(system))
 
@@ -380,6 +396,7 @@ def _ensure_live_cascade(cfg, dataset, pairs, paths, make_progress, log, environ
         cache_path=paths.response_cache,
         progress=make_progress("call"),
         environ=environ,
+        stopped=paths.stopped,
     ).cast(SCORES_SCHEMA)
     meta = {"settings": settings, "pairs_hash": _pairs_hash(pairs), "fingerprint": fingerprint}
     write_table(target, table, meta)

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from reidbench.cli.common import console, interrupted, log, print_result, progress
+from reidbench.cli.common import (
+    cleanup_on_failure,
+    console,
+    default_run_dir,
+    exit_if_stopped,
+    interrupted,
+    log,
+    print_result,
+    progress,
+)
 from reidbench.errors import UserError
 
 
@@ -25,12 +34,14 @@ def register(app: typer.Typer) -> None:
         from reidbench.experiment import run_experiment, write_run_outputs
 
         cfg = load_config(config)
-        out = out or Path("runs") / (cfg.name or config.stem)
+        out = out or default_run_dir(cfg.name or config.stem)
         try:
-            paths = run_experiment(cfg, out, progress=progress, log=log, write_outputs=False)
+            with cleanup_on_failure(out):
+                paths = run_experiment(cfg, out, progress=progress, log=log, write_outputs=False)
         except KeyboardInterrupt:
             raise interrupted(out) from None
         print_result(write_run_outputs(paths.out, log=log))
+        exit_if_stopped(paths.stopped)
 
     @app.command("report")
     def report(
@@ -73,18 +84,20 @@ def register(app: typer.Typer) -> None:
         from reidbench.demo import run_demo
 
         try:
-            paths = run_demo(
-                out,
-                personvit_weights=personvit_weights,
-                lvlms=[] if no_lvlm else list(lvlm or []),
-                auto_lvlm=not no_lvlm,
-                max_cost_usd=max_cost_usd,
-                progress=progress,
-                log=log,
-            )
+            with cleanup_on_failure(out):
+                paths = run_demo(
+                    out,
+                    personvit_weights=personvit_weights,
+                    lvlms=[] if no_lvlm else list(lvlm or []),
+                    auto_lvlm=not no_lvlm,
+                    max_cost_usd=max_cost_usd,
+                    progress=progress,
+                    log=log,
+                )
         except KeyboardInterrupt:
             raise interrupted(out) from None
         from reidbench.experiment import write_run_outputs
 
         print_result(write_run_outputs(paths.out, log=log))
         console.print(f"\nReport: {paths.out / 'report.html'}")
+        exit_if_stopped(paths.stopped)
