@@ -429,6 +429,7 @@ def _ensure_fusions(cfg: ExperimentConfig, paths: RunPaths, log: Log) -> None:
             cs=f.cs,
             select_inputs=f.select_inputs,
             log=log,
+            force=True,  # the config is the declared intent: a changed [fusion] refits
         )
     if cfg.cascade is not None:
         c = cfg.cascade
@@ -442,6 +443,7 @@ def _ensure_fusions(cfg: ExperimentConfig, paths: RunPaths, log: Log) -> None:
             fractions=c.fractions,
             live=c.live,
             log=log,
+            force=True,
         )
 
 
