@@ -95,11 +95,14 @@ def run_experiment(
     environ: Mapping[str, str] | None = None,
     write_outputs: bool = True,
     preflight: bool = True,
+    relink: bool = False,
 ) -> RunPaths:
     """Run (or resume) an experiment into `out`; returns the run's paths.
 
     `preflight`: check config, keys, weights and endpoints first (reidbench.preflight);
-    `paths.stopped` lists systems the circuit breaker stopped (the CLI exits 3)."""
+    `paths.stopped` lists systems the circuit breaker stopped (the CLI exits 3);
+    `relink`: keep the stored pairs although the dataset's image list changed (e.g. moved to
+    a new root), as long as every image they use is there."""
     environ = os.environ if environ is None else environ
     make_progress: ProgressFactory = progress or (lambda _unit: None)
     paths = RunPaths(Path(out))
@@ -115,7 +118,7 @@ def run_experiment(
 
     dataset = cfg.dataset.load()
     log(f"dataset: {dataset.name} at {dataset.root}{' (SYNTHETIC)' if dataset.synthetic else ''}")
-    pairset = _ensure_pairs(cfg, dataset, paths, make_progress, log)
+    pairset = _ensure_pairs(cfg, dataset, paths, make_progress, log, relink=relink)
     pairs = pairset.table
 
     manifest = _manifest(cfg, dataset, pairset.meta)
@@ -159,18 +162,25 @@ def _pair_request(cfg: ExperimentConfig) -> dict[str, Any]:
     return cfg.pairs.model_dump(mode="json")
 
 
-def _ensure_pairs(cfg, dataset, paths: RunPaths, make_progress, log):
+def _ensure_pairs(cfg, dataset, paths: RunPaths, make_progress, log, relink: bool = False):
     from reidbench.pairs import curate_pairs, read_pairs, write_pairs
 
     request = _pair_request(cfg)
     if paths.pairs.exists():
         existing = read_pairs(paths.pairs)
         made_from = existing.meta.get("request")
-        if made_from != request or existing.meta.get("dataset_fingerprint") != _dataset_fp(dataset):
+        if made_from != request:
             raise UserError(
-                f"{paths.pairs}: this run directory holds pairs made from another dataset or "
-                "pair settings; use a new --out directory (or delete it to start over)"
+                f"{paths.pairs}: this run directory holds pairs made with other pair "
+                "settings; use a new --out directory (or restore the [pairs] settings)"
             )
+        fingerprint = _dataset_fp(dataset)
+        if existing.meta.get("dataset_fingerprint") != fingerprint:
+            _check_relink(existing.table, dataset, paths, relink)
+            existing.meta["dataset_fingerprint"] = fingerprint
+            existing.meta.setdefault("relinked", []).append(str(dataset.root))
+            write_pairs(paths.pairs, existing)
+            log(f"pairs: relinked {paths.pairs} to the images in {dataset.root}")
         log(f"pairs: reusing {paths.pairs} ({existing.table.num_rows} pairs)")
         return existing
 
@@ -202,6 +212,27 @@ def _ensure_pairs(cfg, dataset, paths: RunPaths, make_progress, log):
     write_pairs(paths.pairs, pairset)
     log(f"pairs: {pairset.table.num_rows} pairs written to {paths.pairs}")
     return pairset
+
+
+def _check_relink(pairs: pa.Table, dataset: Dataset, paths: RunPaths, relink: bool) -> None:
+    """The dataset's image list changed since the pairs were made: name a missing image, or
+    accept the change only when asked (--relink). Paid answers stay in cache/ either way:
+    the response cache is keyed by image content, not by path."""
+    used = sorted(set(pairs.column("path_a").to_pylist()) | set(pairs.column("path_b").to_pylist()))
+    missing = [p for p in used if not (Path(dataset.root) / p).is_file()]
+    keep = f"the paid answers in {paths.cache_dir} are kept and reused either way"
+    if missing:
+        raise UserError(
+            f"{Path(dataset.root) / missing[0]}: image used by the stored pairs is missing "
+            f"({len(missing)} missing); restore it, or pass --relink DATA with a folder that "
+            f"holds the images; {keep}"
+        )
+    if not relink:
+        raise UserError(
+            f"{dataset.root}: the dataset's image list changed since {paths.pairs} was made "
+            f"(every image the pairs use is still there); pass --relink {dataset.root} to keep "
+            f"these pairs, or use a new --out; {keep}"
+        )
 
 
 def _dataset_fp(dataset: Dataset) -> str:

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from reidbench.errors import UserError
-from reidbench.progress import RichProgress
+from reidbench.progress import LineProgress, RichProgress
 
 if TYPE_CHECKING:
     from reidbench.datasets import Dataset
@@ -25,8 +25,10 @@ console = Console()  # results (stdout)
 err_console = Console(stderr=True)  # progress bars and log lines: stdout stays parseable
 
 
-def progress(unit: str) -> RichProgress:
-    """A progress bar on stderr (a `ProgressFactory`)."""
+def progress(unit: str) -> RichProgress | LineProgress:
+    """A progress bar on stderr (a `ProgressFactory`); whole lines when it is not a terminal."""
+    if not err_console.is_terminal:
+        return LineProgress(unit, log)
     return RichProgress(unit=unit, console=err_console)
 
 

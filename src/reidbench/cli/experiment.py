@@ -28,6 +28,15 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--out", "-o", help="Run directory (default: runs/<config name>)."),
         ] = None,
+        relink: Annotated[
+            Path | None,
+            typer.Option(
+                "--relink",
+                help="Dataset root to use instead of the config's, keeping the run's stored "
+                "pairs and paid answers (after moving or repairing the data).",
+                metavar="DATA",
+            ),
+        ] = None,
     ) -> None:
         """Run an experiment; re-running the same command resumes it (nothing is paid twice)."""
         from reidbench.config import load_config
@@ -35,9 +44,20 @@ def register(app: typer.Typer) -> None:
 
         cfg = load_config(config)
         out = out or default_run_dir(cfg.name or config.stem)
+        if relink is not None:
+            cfg = cfg.model_copy(
+                update={"dataset": cfg.dataset.model_copy(update={"root": relink})}
+            )
         try:
             with cleanup_on_failure(out):
-                paths = run_experiment(cfg, out, progress=progress, log=log, write_outputs=False)
+                paths = run_experiment(
+                    cfg,
+                    out,
+                    progress=progress,
+                    log=log,
+                    write_outputs=False,
+                    relink=relink is not None,
+                )
         except KeyboardInterrupt:
             raise interrupted(out) from None
         print_result(write_run_outputs(paths.out, log=log))
