@@ -124,6 +124,15 @@ def test_rejected_key_stops_at_the_first_401(provider, crops, tmp_path) -> None:
     assert len(stopped) == 1 and "HTTP 401" in stopped[0] and "api_key_env" in stopped[0]
 
 
+def test_an_echoed_key_never_reaches_the_stop_reason(crops, tmp_path) -> None:
+    with FakeLLMServer(require_key=KEY) as srv:
+        srv.faults.append("401-echo")  # "Incorrect API key provided: <the key>"
+        rows, stopped = judge(system(srv.openai_base, concurrency=1), 3, crops, tmp_path / "c")
+    assert len(stopped) == 1 and "Incorrect API key" in stopped[0]
+    assert KEY not in stopped[0] and "[redacted]" in stopped[0]
+    assert all(KEY not in r["error"] for r in rows)
+
+
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
 def test_unknown_model_404_stops_the_system(provider, crops, tmp_path) -> None:
     with FakeLLMServer(require_key=KEY) as srv:

@@ -89,6 +89,8 @@ _REMOTE_WEIGHTS = ("hf://", "hub:", "http://", "https://")
 
 def check_weights(ctx: Preflight) -> list[str]:
     """Known model names and local weights files that exist."""
+    if not ctx.reids():
+        return []  # importing the model registry imports torch: seconds, for nothing
     from reidbench.models import list_embedders
 
     problems = []

@@ -16,6 +16,7 @@ thresholds are documented in docs/errors.md.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -54,9 +55,9 @@ def safe_url(url: str | None) -> str:
 def stop_cause(error: ProviderError) -> str | None:
     """Why `error` alone stops a system (auth or unknown model), or None."""
     if error.status in (401, 403):
-        return f"the endpoint rejected the API key (HTTP {error.status})"
+        return "the endpoint rejected the API key"
     if error.status == 404 or (error.status == 400 and _MODEL_MISSING.search(error.message)):
-        return f"the model or endpoint path was not found (HTTP {error.status})"
+        return "the model or endpoint path was not found"
     return None
 
 
@@ -71,8 +72,15 @@ _ADVICE = {
 class Breaker:
     """Counts one system's attempts and decides when to stop it (see module docstring)."""
 
-    def __init__(self, rules: BreakerRules, system: str, url: str | None) -> None:
+    def __init__(
+        self,
+        rules: BreakerRules,
+        system: str,
+        url: str | None,
+        redact: Callable[[str], str] = str,
+    ) -> None:
         self.rules = rules
+        self.redact = redact  # the reason is printed: an echoed key must not be
         self.system = system
         self.url = safe_url(url)
         self.reason: str | None = None  # set once, when the breaker trips
@@ -97,7 +105,7 @@ class Breaker:
         cause = stop_cause(error)
         if cause is not None:
             advice = _ADVICE["auth"] if error.status in (401, 403) else _ADVICE["model"]
-            return self._trip(f"{cause}: {error.message}", advice)
+            return self._trip(f"{cause} ({error.message})", advice)
         if error.kind not in ("connection", "timeout"):
             self._no_answer_streak = 0  # an HTTP answer (429, 5xx): the server is there
             return False
@@ -119,5 +127,6 @@ class Breaker:
         return False
 
     def _trip(self, why: str, advice: str) -> bool:
+        why = self.redact(why)
         self.reason = f"system {self.system!r} stopped: {why} at {self.url}; {advice}"
         return True
