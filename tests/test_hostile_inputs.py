@@ -358,6 +358,7 @@ def test_console_script_exit_codes(data, tmp_path) -> None:
     assert version.returncode == 0 and __version__ in version.stdout
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_image_limit_is_pillows_knob_too(tmp_path, monkeypatch) -> None:
     from reidbench.errors import UserError
     from reidbench.judges.images import load_crop
