@@ -97,6 +97,9 @@ class FakeLLMServer:
         self.served_as: collections.deque[str] = collections.deque()
         self.system_fingerprint: str | None = None  # OpenAI answers carry it when set
         self.records: list[Record] = []
+        # Models the server serves; None: any name. Others get the provider's 404.
+        self.models: set[str] | None = None
+        self.probes: list[str] = []  # GET paths (model listings / lookups), in order
         self.rate_limited = 0
         self._lock = threading.Lock()
         self._window: collections.deque[float] = collections.deque()
@@ -240,6 +243,45 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a fixture bug must show up as a clear 500, not a hang
             self._json(500, {"error": {"message": f"fake server bug: {exc!r}"}})
 
+    def do_GET(self) -> None:
+        """Model listing (OpenAI `GET /v1/models`) and lookups (Anthropic `GET /v1/models/ID`,
+        Gemini `GET /v1beta/models/ID`): what the pre-flight asks."""
+        fake = self.fake
+        path = self.path.split("?")[0]
+        with fake._lock:
+            fake.probes.append(path)
+        key = (
+            self.headers.get("x-api-key")
+            or self.headers.get("x-goog-api-key")
+            or self.headers.get("Authorization", "").removeprefix("Bearer ")
+        )
+        api = "gemini" if path.startswith("/v1beta/") else "anthropic"
+        if fake.require_key is not None and key != fake.require_key:
+            self._json(401, _error("openai" if path == "/v1/models" else api, 401, "bad key"))
+            return
+        if path == "/v1/models":
+            names = sorted(fake.models) if fake.models is not None else ["fake-model"]
+            data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in names]
+            self._json(200, {"object": "list", "data": data})
+            return
+        model = path.rsplit("/", 1)[-1]
+        if not path.startswith(("/v1/models/", "/v1beta/models/")):
+            self._json(404, {"error": {"message": f"no route {path}"}})
+        elif fake.models is not None and model not in fake.models:
+            self._json(404, _error(api, 404, f"model {model} not found"))
+        elif api == "gemini":
+            self._json(200, {"name": f"models/{model}", "displayName": model})
+        else:
+            self._json(
+                200,
+                {
+                    "type": "model",
+                    "id": model,
+                    "display_name": model,
+                    "created_at": "2025-01-01T00:00:00Z",
+                },
+            )
+
     def _post(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         data = self.rfile.read(length)
@@ -281,6 +323,10 @@ class _Handler(BaseHTTPRequestHandler):
                 {"error": {"message": "rate limited", "type": "rate_limit"}},
                 {"Retry-After": "1"},
             )
+            return
+        if fake.models is not None and model not in fake.models:
+            fake.record(Record(api, model, shas, "no-model", 404, None, structured, body))
+            self._json(404, _error(api, 404, f"The model `{model}` does not exist."))
             return
         fault = fake.next_fault(shas)
         score = fake.score_fn(images)
@@ -367,13 +413,23 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _error(api: str, status: int, message: str) -> dict[str, Any]:
     if api == "anthropic":
-        kind = {429: "rate_limit_error", 500: "api_error", 401: "authentication_error"}
+        kind = {
+            429: "rate_limit_error",
+            500: "api_error",
+            401: "authentication_error",
+            404: "not_found_error",
+        }
         return {
             "type": "error",
             "error": {"type": kind.get(status, "invalid_request_error"), "message": message},
         }
     if api == "gemini":
-        names = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 401: "UNAUTHENTICATED"}
+        names = {
+            429: "RESOURCE_EXHAUSTED",
+            500: "INTERNAL",
+            401: "UNAUTHENTICATED",
+            404: "NOT_FOUND",
+        }
         return {
             "error": {
                 "code": status,

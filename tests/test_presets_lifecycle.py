@@ -46,6 +46,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def server():
     with FakeLLMServer(require_key=KEY) as srv:
+        # The pre-flight asks which models the endpoint serves: every preset's model here.
+        srv.models = {"fake-model", "alias", *(name.split(":", 1)[1] for name in PRESETS)}
         yield srv
 
 
@@ -197,7 +199,13 @@ def test_paper_config_is_refused_before_any_work(run_cli, tmp_path) -> None:
     lines = [ln for ln in result.err.splitlines() if ln.strip()]
     assert "claude-3-5-sonnet-latest was retired on 2025-10-22" in result.err
     assert "gemini-2.0-flash was retired on 2026-06-01" in result.err
-    assert "Traceback" not in result.err and len(lines) <= 4  # warning + 2 problems
+    assert "Traceback" not in result.err
+    # The pre-flight lists every problem at once, one line each: the two retired models
+    # (named once each, not also asked for keys), the deprecated one's warning, and the
+    # keys of the systems that could run.
+    assert all(ln.startswith(("pre-flight:", "error: pre-flight:")) for ln in lines), lines
+    assert sum("retired" in ln for ln in lines) == 2
+    assert not any("ANTHROPIC_API_KEY" in ln or "GEMINI_API_KEY" in ln for ln in lines)
     assert not out.exists()  # nothing made: no pairs, no embeddings
 
 

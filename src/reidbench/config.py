@@ -91,6 +91,12 @@ class LVLMSystemConfig(_Strict):
     max_retries: int = Field(6, ge=0)
     retry_base_s: float = Field(1.0, gt=0)  # first backoff; doubles per retry, full jitter
     retry_max_s: float = Field(60.0, gt=0)  # longest single backoff (Retry-After may ask more)
+    # Circuit breaker (docs/errors.md): stop this system after this many attempts in a row
+    # without an answer, or when more than this share of at least stop_min_calls attempts
+    # timed out. Any 401/403 or unknown model stops it at once.
+    stop_after_connection_errors: int = Field(5, ge=1)
+    stop_timeout_rate: float = Field(0.5, gt=0, le=1)
+    stop_min_calls: int = Field(10, ge=1)
     max_calls: int | None = Field(None, ge=0)
     max_cost_usd: float | None = Field(None, ge=0)
     both_orders: bool = False  # also ask (b, a): symmetry analysis
@@ -143,6 +149,8 @@ class ExperimentConfig(_Strict):
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a config file; pass a .toml config file")
     if not path.is_file():
         raise UserError(f"{path}: config file not found; pass a .toml config")
     try:

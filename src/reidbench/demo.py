@@ -101,22 +101,12 @@ def run_demo(
     environ: Mapping[str, str] | None = None,
 ) -> RunPaths:
     from reidbench.datasets.synthetic import generate
-    from reidbench.judges.lifecycle import check_lifecycle
+    from reidbench.preflight import experiment_preflight
 
     environ = os.environ if environ is None else environ
-    presets = list(dict.fromkeys([*lvlms, *(configured_lvlms(environ) if auto_lvlm else [])]))
-    check_lifecycle([LVLMSystemConfig(name=p, type="lvlm", preset=p) for p in presets], log)
     out = Path(out)
     data_root = out / "data"
-    if not (data_root / "reidbench-synthetic.json").is_file():
-        log(f"synthesising pedestrians into {data_root} (seed {DEMO_SEED})")
-        generate(
-            data_root,
-            train_ids=DEMO_TRAIN_IDS,
-            test_ids=DEMO_TEST_IDS,
-            seed=DEMO_SEED,
-            progress=progress("img") if progress else None,
-        )
+    presets = list(dict.fromkeys([*lvlms, *(configured_lvlms(environ) if auto_lvlm else [])]))
     if presets:
         log(f"LVLMs: {', '.join(presets)} (spending cap ${max_cost_usd:.2f} each)")
     else:
@@ -127,6 +117,17 @@ def run_demo(
         lvlm_presets=presets,
         max_cost_usd=max_cost_usd,
     )
+    # Keys, presets, weights and endpoints are checked before any image is synthesised.
+    experiment_preflight(cfg, out, environ, log=log, dataset=False)
+    if not (data_root / "reidbench-synthetic.json").is_file():
+        log(f"synthesising pedestrians into {data_root} (seed {DEMO_SEED})")
+        generate(
+            data_root,
+            train_ids=DEMO_TRAIN_IDS,
+            test_ids=DEMO_TEST_IDS,
+            seed=DEMO_SEED,
+            progress=progress("img") if progress else None,
+        )
     return run_experiment(
-        cfg, out, progress=progress, log=log, environ=environ, write_outputs=False
+        cfg, out, progress=progress, log=log, environ=environ, write_outputs=False, preflight=False
     )

@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ class RunPaths:
     """Where each file of a run directory lives (see docs/run-directory.md)."""
 
     out: Path
+    # Why a system was stopped by its circuit breaker (judges/breaker.py): exit code 3.
+    stopped: list[str] = field(default_factory=list)
 
     @property
     def manifest(self) -> Path:
@@ -92,8 +94,15 @@ def run_experiment(
     log: Log = no_log,
     environ: Mapping[str, str] | None = None,
     write_outputs: bool = True,
+    preflight: bool = True,
+    relink: bool = False,
 ) -> RunPaths:
-    """Run (or resume) an experiment into `out`; returns the run's paths."""
+    """Run (or resume) an experiment into `out`; returns the run's paths.
+
+    `preflight`: check config, keys, weights and endpoints first (reidbench.preflight);
+    `paths.stopped` lists systems the circuit breaker stopped (the CLI exits 3);
+    `relink`: keep the stored pairs although the dataset's image list changed (e.g. moved to
+    a new root), as long as every image they use is there."""
     environ = os.environ if environ is None else environ
     make_progress: ProgressFactory = progress or (lambda _unit: None)
     paths = RunPaths(Path(out))
@@ -101,14 +110,15 @@ def run_experiment(
         from reidbench.config import check_fusion_references
 
         check_fusion_references(cfg)  # before anything is paid for
-    from reidbench.judges.lifecycle import check_lifecycle
+    if preflight:
+        from reidbench.preflight import experiment_preflight
 
-    check_lifecycle(cfg.systems, log)  # retired models: refused before any work
+        experiment_preflight(cfg, paths.out, environ, log=log)
     paths.out.mkdir(parents=True, exist_ok=True)
 
     dataset = cfg.dataset.load()
     log(f"dataset: {dataset.name} at {dataset.root}{' (SYNTHETIC)' if dataset.synthetic else ''}")
-    pairset = _ensure_pairs(cfg, dataset, paths, make_progress, log)
+    pairset = _ensure_pairs(cfg, dataset, paths, make_progress, log, relink=relink)
     pairs = pairset.table
 
     manifest = _manifest(cfg, dataset, pairset.meta)
@@ -152,18 +162,25 @@ def _pair_request(cfg: ExperimentConfig) -> dict[str, Any]:
     return cfg.pairs.model_dump(mode="json")
 
 
-def _ensure_pairs(cfg, dataset, paths: RunPaths, make_progress, log):
+def _ensure_pairs(cfg, dataset, paths: RunPaths, make_progress, log, relink: bool = False):
     from reidbench.pairs import curate_pairs, read_pairs, write_pairs
 
     request = _pair_request(cfg)
     if paths.pairs.exists():
         existing = read_pairs(paths.pairs)
         made_from = existing.meta.get("request")
-        if made_from != request or existing.meta.get("dataset_fingerprint") != _dataset_fp(dataset):
+        if made_from != request:
             raise UserError(
-                f"{paths.pairs}: this run directory holds pairs made from another dataset or "
-                "pair settings; use a new --out directory (or delete it to start over)"
+                f"{paths.pairs}: this run directory holds pairs made with other pair "
+                "settings; use a new --out directory (or restore the [pairs] settings)"
             )
+        fingerprint = _dataset_fp(dataset)
+        if existing.meta.get("dataset_fingerprint") != fingerprint:
+            _check_relink(existing.table, dataset, paths, relink)
+            existing.meta["dataset_fingerprint"] = fingerprint
+            existing.meta.setdefault("relinked", []).append(str(dataset.root))
+            write_pairs(paths.pairs, existing)
+            log(f"pairs: relinked {paths.pairs} to the images in {dataset.root}")
         log(f"pairs: reusing {paths.pairs} ({existing.table.num_rows} pairs)")
         return existing
 
@@ -195,6 +212,27 @@ def _ensure_pairs(cfg, dataset, paths: RunPaths, make_progress, log):
     write_pairs(paths.pairs, pairset)
     log(f"pairs: {pairset.table.num_rows} pairs written to {paths.pairs}")
     return pairset
+
+
+def _check_relink(pairs: pa.Table, dataset: Dataset, paths: RunPaths, relink: bool) -> None:
+    """The dataset's image list changed since the pairs were made: name a missing image, or
+    accept the change only when asked (--relink). Paid answers stay in cache/ either way:
+    the response cache is keyed by image content, not by path."""
+    used = sorted(set(pairs.column("path_a").to_pylist()) | set(pairs.column("path_b").to_pylist()))
+    missing = [p for p in used if not (Path(dataset.root) / p).is_file()]
+    keep = f"the paid answers in {paths.cache_dir} are kept and reused either way"
+    if missing:
+        raise UserError(
+            f"{Path(dataset.root) / missing[0]}: image used by the stored pairs is missing "
+            f"({len(missing)} missing); restore it, or pass --relink DATA with a folder that "
+            f"holds the images; {keep}"
+        )
+    if not relink:
+        raise UserError(
+            f"{dataset.root}: the dataset's image list changed since {paths.pairs} was made "
+            f"(every image the pairs use is still there); pass --relink {dataset.root} to keep "
+            f"these pairs, or use a new --out; {keep}"
+        )
 
 
 def _dataset_fp(dataset: Dataset) -> str:
@@ -246,6 +284,7 @@ def _ensure_system(system, dataset, pairs, paths, make_progress, log, environ, m
         _record_fingerprint(manifest, system.name, read_meta(stored).get("fingerprint"))
         record_served(manifest, system.name, read_meta(stored))
         return
+    n_stopped = len(paths.stopped)
     if isinstance(system, ReIDSystemConfig):
         table, fingerprint = _score_with_embedder(system, dataset, pairs, paths, make_progress)
     else:
@@ -259,7 +298,11 @@ def _ensure_system(system, dataset, pairs, paths, make_progress, log, environ, m
     record_served(manifest, system.name, meta)
     statuses = table.column("status").to_pylist()
     ok = sum(1 for s in statuses if s == "ok")
-    log(f"{system.name}: {ok}/{len(statuses)} answered")
+    cached = sum(1 for c in table.column("cached").to_pylist() if c)
+    from_cache = f" ({cached} from the cache)" if cached and system.type == "lvlm" else ""
+    log(f"{system.name}: {ok}/{len(statuses)} answered{from_cache}")
+    for reason in paths.stopped[n_stopped:]:
+        log(f"STOPPED {reason}")
 
 
 # Statuses a re-run should try again (they are never cached): a system holding any of
@@ -343,6 +386,7 @@ def _score_with_judge(system: LVLMSystemConfig, dataset, pairs, paths, make_prog
         cache_path=paths.response_cache,
         progress=make_progress("call"),
         environ=environ,
+        stopped=paths.stopped,
     )
     # cast() drops schema metadata: keep the served-version summary judge_pairs put there
     table = table.cast(SCORES_SCHEMA).replace_schema_metadata(table.schema.metadata)
@@ -390,6 +434,7 @@ def _ensure_live_cascade(cfg, dataset, pairs, paths, make_progress, log, environ
         cache_path=paths.response_cache,
         progress=make_progress("call"),
         environ=environ,
+        stopped=paths.stopped,
     ).cast(SCORES_SCHEMA)
     meta = {"settings": settings, "pairs_hash": _pairs_hash(pairs), "fingerprint": fingerprint}
     write_table(target, table, meta)
@@ -422,6 +467,7 @@ def _ensure_fusions(cfg: ExperimentConfig, paths: RunPaths, log: Log) -> None:
             cs=f.cs,
             select_inputs=f.select_inputs,
             log=log,
+            force=True,  # the config is the declared intent: a changed [fusion] refits
         )
     if cfg.cascade is not None:
         c = cfg.cascade
@@ -435,6 +481,7 @@ def _ensure_fusions(cfg: ExperimentConfig, paths: RunPaths, log: Log) -> None:
             fractions=c.fractions,
             live=c.live,
             log=log,
+            force=True,
         )
 
 

@@ -38,8 +38,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         # mkstemp creates 0600; give the file the mode a plain open() would (umask applies).
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, target)
-    except BaseException:
+    except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(target)  # "disk full" should name the file it was writing
         raise
 
 

@@ -67,6 +67,6 @@ def evaluate_embedder(
         max_rank=min(max_rank, len(g_pids)),  # torchreid's cut, without its warning
         metric="cosine",
         rerank=rerank,
-        progress=progress("query"),
+        progress=progress("step" if rerank else "query"),  # re-ranking reports its 4 steps
     )
     return EmbedderRetrieval(result=result, stats=stats)

@@ -7,13 +7,16 @@ so their names and help read the same everywhere.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from reidbench.progress import RichProgress
+from reidbench.errors import UserError
+from reidbench.progress import LineProgress, RichProgress
 
 if TYPE_CHECKING:
     from reidbench.datasets import Dataset
@@ -22,8 +25,10 @@ console = Console()  # results (stdout)
 err_console = Console(stderr=True)  # progress bars and log lines: stdout stays parseable
 
 
-def progress(unit: str) -> RichProgress:
-    """A progress bar on stderr (a `ProgressFactory`)."""
+def progress(unit: str) -> RichProgress | LineProgress:
+    """A progress bar on stderr (a `ProgressFactory`); whole lines when it is not a terminal."""
+    if not err_console.is_terminal:
+        return LineProgress(unit, log)
     return RichProgress(unit=unit, console=err_console)
 
 
@@ -110,3 +115,57 @@ def load_dataset_option(
         cuhk03_variant=cuhk03_variant,
         **options,  # type: ignore[arg-type]
     )
+
+
+RUNS = Path("runs")
+
+
+def default_run_dir(name: str) -> Path:
+    """runs/NAME for a config's name; a name that would leave runs/ is refused."""
+    base = RUNS.resolve()
+    target = (RUNS / name).resolve()
+    if not name.strip() or target == base or not target.is_relative_to(base):
+        raise UserError(
+            f"run name {name!r} would write outside {RUNS}/; use a plain name "
+            "(letters, digits, -_.) or pass --out DIR"
+        )
+    return RUNS / name
+
+
+def remove_empty_dirs(path: Path) -> None:
+    """Remove `path` and its sub-folders if they hold no file (a run that failed at once)."""
+    if not path.is_dir():
+        return
+    for sub in sorted((p for p in path.rglob("*") if p.is_dir()), reverse=True):
+        with contextlib.suppress(OSError):
+            sub.rmdir()
+    with contextlib.suppress(OSError):
+        path.rmdir()
+
+
+@contextlib.contextmanager
+def cleanup_on_failure(out: Path) -> Iterator[None]:
+    """A command that fails before writing anything leaves no empty `out` behind."""
+    existed = out.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            remove_empty_dirs(out)
+        raise
+
+
+def exit_if_stopped(reasons: list[str] | None) -> None:
+    """Exit code 3 (docs/errors.md): the command finished, but a system was stopped."""
+    if not reasons:
+        return
+    for reason in reasons:
+        err_console.print(f"stopped: {reason}", markup=False, highlight=False, soft_wrap=True)
+    err_console.print(
+        "finished with stopped systems (exit code 3): answers received are kept; fix the "
+        "cause and run the same command again to ask the rest",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(3)

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from reidbench.cli.common import console, interrupted, log, print_result, progress
+from reidbench.cli.common import (
+    cleanup_on_failure,
+    console,
+    default_run_dir,
+    exit_if_stopped,
+    interrupted,
+    log,
+    print_result,
+    progress,
+)
 from reidbench.errors import UserError
 
 
@@ -19,18 +28,40 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--out", "-o", help="Run directory (default: runs/<config name>)."),
         ] = None,
+        relink: Annotated[
+            Path | None,
+            typer.Option(
+                "--relink",
+                help="Dataset root to use instead of the config's, keeping the run's stored "
+                "pairs and paid answers (after moving or repairing the data).",
+                metavar="DATA",
+            ),
+        ] = None,
     ) -> None:
         """Run an experiment; re-running the same command resumes it (nothing is paid twice)."""
         from reidbench.config import load_config
         from reidbench.experiment import run_experiment, write_run_outputs
 
         cfg = load_config(config)
-        out = out or Path("runs") / (cfg.name or config.stem)
+        out = out or default_run_dir(cfg.name or config.stem)
+        if relink is not None:
+            cfg = cfg.model_copy(
+                update={"dataset": cfg.dataset.model_copy(update={"root": relink})}
+            )
         try:
-            paths = run_experiment(cfg, out, progress=progress, log=log, write_outputs=False)
+            with cleanup_on_failure(out):
+                paths = run_experiment(
+                    cfg,
+                    out,
+                    progress=progress,
+                    log=log,
+                    write_outputs=False,
+                    relink=relink is not None,
+                )
         except KeyboardInterrupt:
             raise interrupted(out) from None
         print_result(write_run_outputs(paths.out, log=log))
+        exit_if_stopped(paths.stopped)
 
     @app.command("report")
     def report(
@@ -73,18 +104,20 @@ def register(app: typer.Typer) -> None:
         from reidbench.demo import run_demo
 
         try:
-            paths = run_demo(
-                out,
-                personvit_weights=personvit_weights,
-                lvlms=[] if no_lvlm else list(lvlm or []),
-                auto_lvlm=not no_lvlm,
-                max_cost_usd=max_cost_usd,
-                progress=progress,
-                log=log,
-            )
+            with cleanup_on_failure(out):
+                paths = run_demo(
+                    out,
+                    personvit_weights=personvit_weights,
+                    lvlms=[] if no_lvlm else list(lvlm or []),
+                    auto_lvlm=not no_lvlm,
+                    max_cost_usd=max_cost_usd,
+                    progress=progress,
+                    log=log,
+                )
         except KeyboardInterrupt:
             raise interrupted(out) from None
         from reidbench.experiment import write_run_outputs
 
         print_result(write_run_outputs(paths.out, log=log))
         console.print(f"\nReport: {paths.out / 'report.html'}")
+        exit_if_stopped(paths.stopped)

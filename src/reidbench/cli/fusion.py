@@ -7,17 +7,27 @@ from typing import Annotated
 
 import typer
 
-from reidbench.cli.common import interrupted, log, print_result, progress
+from reidbench.cli.common import (
+    cleanup_on_failure,
+    default_run_dir,
+    exit_if_stopped,
+    interrupted,
+    log,
+    print_result,
+    progress,
+)
 from reidbench.errors import UserError
 
 
-def _systems(value: str) -> list[str]:
-    names = [s.strip() for s in value.split(",") if s.strip()]
+def _systems(value: str | None) -> list[str]:
+    names = [s.strip() for s in (value or "").split(",") if s.strip()]
     if len(names) < 2:
         raise UserError(
-            f"--systems {value!r}: name at least two systems of the run, comma-separated "
+            f"--systems {value or ''!r}: name at least two systems of the run, comma-separated "
             "(e.g. --systems handcrafted,efficientnet-lite0)"
         )
+    if len(set(names)) != len(names):
+        raise UserError(f"--systems {value!r}: a system is listed twice; list each once")
     return names
 
 
@@ -40,14 +50,14 @@ def register(app: typer.Typer) -> None:
     def fuse(
         run_dir: Annotated[Path, typer.Argument(help="A run directory made by `reidbench run`.")],
         systems: Annotated[
-            str,
+            str | None,
             typer.Option(
                 "--systems",
                 "-s",
                 help="Systems to fuse, comma-separated. cascade: REID,LVLM.",
                 show_default=False,
             ),
-        ],
+        ] = None,
         method: Annotated[
             str, typer.Option("--method", "-m", help="logistic or cascade.")
         ] = "logistic",
@@ -86,6 +96,18 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
+        force: Annotated[
+            bool,
+            typer.Option(
+                "--force", help="Replace a fused system of the same name fitted otherwise."
+            ),
+        ] = False,
+        remove: Annotated[
+            str | None,
+            typer.Option(
+                "--remove", help="Remove the fused system NAME from the run.", metavar="NAME"
+            ),
+        ] = None,
     ) -> None:
         """Fuse systems of a run: fit on calibration pairs, report on held-out pairs.
 
@@ -95,19 +117,31 @@ def register(app: typer.Typer) -> None:
         from reidbench.experiment import write_run_outputs
         from reidbench.fusion.records import fuse_run
 
+        if not (run_dir / "scores.parquet").is_file():
+            raise UserError(
+                f"{run_dir}: no scores.parquet here; pass a run directory made by `reidbench run`"
+            )
+        if remove is not None:
+            from reidbench.fusion.records import remove_record
+
+            if systems is not None:
+                raise UserError("--remove NAME takes no --systems; run it on its own")
+            for path in remove_record(run_dir, remove):
+                log(f"removed {path}")
+            print_result(write_run_outputs(run_dir, log=log))
+            return
         if method not in ("logistic", "cascade"):
             raise UserError(f"--method {method!r}: use logistic or cascade")
         names = _systems(systems)
+        from reidbench.preflight import Preflight, run_preflight
+
+        run_preflight(Preflight([], {}, out=run_dir, endpoints=False), log=log)
         if method == "logistic" and (fraction is not None or budget is not None or fractions):
             raise UserError(
                 "--fraction, --budget-usd-per-1k and --fractions apply to --method cascade only"
             )
         if method == "cascade" and select is not None:
             raise UserError("--select / --no-select apply to --method logistic only")
-        if not (run_dir / "scores.parquet").is_file():
-            raise UserError(
-                f"{run_dir}: no scores.parquet here; pass a run directory made by `reidbench run`"
-            )
         fuse_run(
             run_dir,
             names,
@@ -119,6 +153,7 @@ def register(app: typer.Typer) -> None:
             fractions=_fractions(fractions) or CASCADE_FRACTIONS,
             select_inputs=select is not False,
             log=log,
+            force=force,
         )
         print_result(write_run_outputs(run_dir, log=log))
 
@@ -144,10 +179,12 @@ def register(app: typer.Typer) -> None:
         from reidbench.fusion.rerank_run import rerank_markdown, run_rerank
 
         cfg = load_rerank_config(config)
-        out = out or Path("runs") / (cfg.name or config.stem)
+        out = out or default_run_dir(cfg.name or config.stem)
         try:
-            result = run_rerank(cfg, out, progress=progress, log=log)
+            with cleanup_on_failure(out):
+                result = run_rerank(cfg, out, progress=progress, log=log)
         except KeyboardInterrupt:
             raise interrupted(out) from None
         print_result(rerank_markdown(result))
         log(f"wrote {out / 'rerank.json'}")
+        exit_if_stopped(result.get("stopped"))

@@ -61,6 +61,25 @@ def summary_lines(pairset: PairSet, out: Path) -> list[str]:
     return lines
 
 
+def _refuse_overwrite(out: Path, pairset: PairSet, force: bool) -> None:
+    """An existing pairs file is replaced only by the same pairs, or with --force."""
+    if force or not out.exists():
+        return
+    from reidbench.errors import UserError
+    from reidbench.pairs import pairset_hash, read_pairs
+
+    try:
+        existing = read_pairs(out)
+        same = existing.content_hash == pairset_hash(pairset.table)
+        what = f"{existing.table.num_rows} other pairs (sha256:{existing.content_hash[:12]})"
+    except UserError:
+        same, what = False, "something that is not a pairs file of this version"
+    if not same:
+        raise UserError(
+            f"{out}: already holds {what}; pass --force to replace it, or choose another --out"
+        )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("pairs")
     def pairs(
@@ -121,6 +140,10 @@ def register(app: typer.Typer) -> None:
         ] = 0.5,
         device: DeviceOption = "auto",
         cache: CacheOption = None,
+        force: Annotated[
+            bool,
+            typer.Option("--force", help="Replace an existing --out file holding other pairs."),
+        ] = False,
     ) -> None:
         """Curate labelled image pairs: balanced over camera pairs, seeded, hashed."""
         from reidbench.pairs import check_pairs_path, curate_pairs, write_pairs
@@ -164,5 +187,6 @@ def register(app: typer.Typer) -> None:
         finally:
             if store is not None:
                 store.close()
+        _refuse_overwrite(out, pairset, force)
         write_pairs(out, pairset)
         typer.echo("\n".join(summary_lines(pairset, out)))

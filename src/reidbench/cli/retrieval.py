@@ -22,6 +22,7 @@ from reidbench.cli.common import (
     FormatOption,
     Msmt17TrainOnlyOption,
     WeightsOption,
+    err_console,
     load_dataset_option,
     progress,
 )
@@ -131,6 +132,11 @@ def register(app: typer.Typer) -> None:
         from reidbench.models import FeatureCache, default_cache_dir, load_embedder
         from reidbench.retrieval import evaluate_embedder
 
+        if model == "handcrafted" and (precision != "auto" or device not in ("auto", "cpu")):
+            raise UserError(
+                "--precision and --device do not apply to handcrafted (a CPU descriptor "
+                "without a network); drop them"
+            )
         dataset = load_dataset_option(root, format, msmt17_train_only, cuhk03_variant)
         options: dict[str, Any] = {}
         if model.startswith("personvit"):
@@ -152,6 +158,17 @@ def register(app: typer.Typer) -> None:
                 rerank=rerank,
                 progress=progress,
             )
+        except KeyboardInterrupt:
+            where = (
+                "nothing kept (--no-cache)"
+                if store is None
+                else (
+                    f"features so far are kept in {cache or default_cache_dir()}; "
+                    "run the same command to resume"
+                )
+            )
+            err_console.print(f"interrupted: {where}", markup=False, highlight=False)
+            raise typer.Exit(130) from None
         finally:
             if store is not None:
                 store.close()

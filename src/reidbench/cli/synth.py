@@ -81,6 +81,12 @@ def register(app: typer.Typer) -> None:
         from reidbench.cli.common import err_console, progress
         from reidbench.datasets.synthetic import generate
 
+        if contact_sheet is not None and contact_sheet.is_dir():
+            from reidbench.errors import UserError
+
+            raise UserError(
+                f"{contact_sheet}: --contact-sheet is a folder; give a file name ending in .png"
+            )
         started = time.perf_counter()
         try:
             result = generate(

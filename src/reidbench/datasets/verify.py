@@ -22,9 +22,15 @@ MAX_SHOWN = 3
 
 def _check_one(path: Path) -> str | None:
     """None when the file decodes completely, else the reason (truncation included)."""
+    from reidbench.imagelimits import ENV, check_header, max_pixels
+
     try:
+        max_pixels()  # the same limit as every other command
         with Image.open(path) as im:
+            check_header(im, path)
             im.load()
+    except (UserError, Image.DecompressionBombError):
+        return f"image too large (the limit is {max_pixels():,} pixels; raise {ENV})"
     except Exception as exc:  # Pillow raises many types for bad data; all mean "unreadable"
         return " ".join(f"{type(exc).__name__}: {exc}".split())  # one line, always
     return None

@@ -134,6 +134,7 @@ def ask_live(
     progress: Progress | None = None,
     environ: Mapping[str, str] = os.environ,
     chunk: int | None = None,
+    stopped: list[str] | None = None,
 ) -> pa.Table:
     """The LVLM's rows for the pairs the plan sends (pairs a budget stopped are left out)."""
     from reidbench.judges import judge_pairs
@@ -141,7 +142,13 @@ def ask_live(
     sub = pairs.take(pa.array(plan.candidates, pa.int64()))
     if plan.budget_usd is None:
         table = judge_pairs(
-            system, sub, root, cache_path=cache_path, progress=progress, environ=environ
+            system,
+            sub,
+            root,
+            cache_path=cache_path,
+            progress=progress,
+            environ=environ,
+            stopped=stopped,
         )
         return _drop_unsent(table)
     # judge_pairs counts the answers already in the response cache (with their original
@@ -150,6 +157,7 @@ def ask_live(
     bar = _OneBar(progress or NullProgress(), f"cascade {system.name}", sub.num_rows)
     parts: list[pa.Table] = []
     spent, calls = 0.0, 0  # cost and calls of every answer so far, cached ones included
+    stops: list[str] = []
     try:
         for start in range(0, sub.num_rows, size):
             stop = min(start + size, sub.num_rows)
@@ -166,14 +174,17 @@ def ask_live(
                 cache_path=cache_path,
                 progress=bar,
                 environ=environ,
+                stopped=stops,
             )
             spent += _spent(table)
             calls += _calls(table)
             parts.append(_drop_unsent(table))
-            if parts[-1].num_rows < table.num_rows:
-                break  # the cap was reached inside this chunk
+            if parts[-1].num_rows < table.num_rows or stops:
+                break  # the cap was reached inside this chunk, or the breaker stopped it
     finally:
         bar.inner.finish()
+        if stopped is not None:
+            stopped.extend(stops)
     if not parts:
         return SCORES_SCHEMA.empty_table()
     return pa.concat_tables(parts)

@@ -340,8 +340,29 @@ def fuse_run(
     live: bool = False,
     select_inputs: bool = True,
     log: Log = no_log,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Fit a fusion on a run directory and write its record; returns the record."""
+    """Fit a fusion on a run directory and write its record; returns the record.
+
+    A record of the same name fitted with other settings is replaced only with `force`
+    (refitting with unchanged settings, e.g. on resume, is not a replacement)."""
+    if len(set(systems)) != len(systems):
+        raise UserError(f"systems {systems}: a system is listed twice; list each once")
+    settings = {
+        "method": method,
+        "systems": list(systems),
+        **(
+            {"cv_folds": cv_folds, "cs": cs, "select_inputs": select_inputs}
+            if method == "logistic"
+            else {
+                "fraction": fraction,
+                "budget_usd_per_1k": budget_usd_per_1k,
+                "fractions": [float(f) for f in fractions],
+                "live": live,
+            }
+        ),
+    }
+    _refuse_replacing(run_dir, name or default_name(method, list(systems)), settings, force)
     data = read_run(run_dir)
     if method == "logistic":
         record, rows = fit_logistic_record(
@@ -378,9 +399,55 @@ def fuse_run(
         )
     else:
         raise UserError(f"unknown fusion method {method!r}; use logistic or cascade")
+    record["settings"] = settings
     record = write_record(run_dir, record, rows)
     log(f"wrote {record_paths(run_dir, record['name'])[0]}")
     return record
+
+
+def _refuse_replacing(run_dir: str | Path, name: str, settings: dict, force: bool) -> None:
+    json_path, _ = record_paths(run_dir, name)
+    if force or not json_path.is_file():
+        return
+    try:
+        old = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return  # an unreadable record is skipped by the report anyway; replacing it is safe
+    before = old.get("settings") if isinstance(old, dict) else None
+    if before is None:  # a record from before settings were stored: compare what it has
+        before = {"method": old.get("method"), "systems": old.get("systems")}
+        now = {k: settings[k] for k in before}
+    else:
+        now = settings
+    if before != now:
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        raise UserError(
+            f"{json_path}: fused system {name!r} exists with other settings ({', '.join(changed)}"
+            "); pass --force to replace it, --name NEW to keep both, or "
+            f"`reidbench fuse {Path(run_dir)} --remove {name!r}` first"
+        )
+
+
+def remove_record(run_dir: str | Path, name: str) -> list[Path]:
+    """Delete a fused system's record (JSON first, so it is never half there); returns files."""
+    json_path, rows_path = record_paths(run_dir, name)
+    if not json_path.is_file():
+        names = []
+        for path in sorted(fusion_dir(run_dir).glob("*.json")):
+            try:
+                names.append(str(json.loads(path.read_text(encoding="utf-8")).get("name")))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+                continue
+        raise UserError(
+            f"{run_dir}: no fused system named {name!r}; fused systems here: "
+            f"{', '.join(repr(n) for n in names) or 'none'}"
+        )
+    removed = []
+    for path in (json_path, rows_path):
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def _f(x: float | None) -> str:

@@ -129,6 +129,10 @@ def run_rerank(
     make_progress: ProgressFactory = progress or (lambda _unit: None)
     out = Path(out)
     r = cfg.rerank
+    from reidbench.preflight import Preflight, run_preflight
+
+    pre = Preflight([cfg.reid, cfg.lvlm], environ, out=out, dataset_root=cfg.dataset.root)
+    run_preflight(pre, log=log)  # keys, weights and the endpoint before any feature
     dataset = cfg.dataset.load()
     if not dataset.query or not dataset.gallery:
         raise UserError(
@@ -165,6 +169,7 @@ def run_rerank(
     lists = top_k_lists(dist, qp, qc, g_pids, g_cams, r.top_k)
 
     pairs = _pairs_table(dataset, sel, lists, q_pids, g_pids, q_cams, g_cams)
+    stopped: list[str] = []
     answers = judge_pairs(
         cfg.lvlm,
         pairs,
@@ -172,6 +177,7 @@ def run_rerank(
         cache_path=out / "cache" / "responses.sqlite",
         progress=make_progress("call"),
         environ=environ,
+        stopped=stopped,
     )
     primary = answers.filter(
         pc.and_(pc.equal(answers.column("order"), "ab"), pc.equal(answers.column("repeat"), 0))
@@ -218,6 +224,7 @@ def run_rerank(
         reranked_distmat(dist, new_lists), qp, g_pids, qc, g_cams, max_rank=max_rank
     )
     result = _result(cfg, dataset, embedder, sel, before, after, answers, per_query)
+    result["stopped"] = stopped  # the circuit breaker's reasons: `rerank` exits 3
     write_table(out / "rerank_pairs.parquet", pairs)
     write_table(out / "rerank_scores.parquet", answers.cast(SCORES_SCHEMA))
     write_json_atomic(out / "rerank.json", result)

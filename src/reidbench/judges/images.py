@@ -60,13 +60,23 @@ class EncodedImage:
 
 def load_crop(path: Path) -> Image.Image:
     """Decode a crop as RGB; a missing or broken file is the user's to fix."""
+    from reidbench.imagelimits import check_header, max_pixels, too_large
+
+    max_pixels()  # Pillow's own bomb check follows our one limit
     try:
         with Image.open(path) as img:
+            check_header(img, path)
             img.load()
             return img.convert("RGB")
     except FileNotFoundError as exc:
         raise UserError(f"{path}: image not found; check the dataset root and pairs file") from exc
-    except (UnidentifiedImageError, OSError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise too_large(path) from exc
+    except UnidentifiedImageError as exc:
+        size = path.stat().st_size if path.is_file() else None
+        what = "empty file (0 bytes)" if size == 0 else "unknown or corrupt format"
+        raise UserError(f"{path}: not a readable image ({what}); replace or drop it") from exc
+    except OSError as exc:
         raise UserError(f"{path}: not a readable image ({exc}); replace or drop it") from exc
 
 

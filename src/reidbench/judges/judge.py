@@ -110,6 +110,7 @@ async def ajudge_pairs(
     cache_path: Path,
     progress: Progress | None = None,
     environ: Mapping[str, str] = os.environ,
+    stopped: list[str] | None = None,
 ) -> pa.Table:
     """`judge_pairs` for callers already inside an event loop."""
     resolved = resolve_system(system)
@@ -155,6 +156,8 @@ async def ajudge_pairs(
                     answered = await runner.run(todo)
                 finally:
                     await provider.aclose()
+                if runner.breaker.reason is not None and stopped is not None:
+                    stopped.append(runner.breaker.reason)
                 for job in todo:
                     results[job.index] = _rederive(answered[job.index], resolved)
                     for idx in job.followers:
@@ -170,14 +173,25 @@ def judge_pairs(
     cache_path: Path,
     progress: Progress | None = None,
     environ: Mapping[str, str] = os.environ,
+    stopped: list[str] | None = None,
 ) -> pa.Table:
     """Judge every pair (x order x repeat) with one LVLM system; rows follow `SCORES_SCHEMA`.
 
     Rows come in pair order, then order ("ab", "ba"), then repeat. Every answer
     is committed to the cache at `cache_path` as it arrives, so a killed run
     loses only the calls in flight, and a re-run asks only what has no answer.
-    Requests not sent because a budget cap was reached get `budget_exceeded`.
+    Requests not sent because a budget cap was reached get `budget_exceeded`. When the
+    circuit breaker stops the system (judges/breaker.py), its reason is appended to
+    `stopped` and the requests not sent get `api_error` (asked again by the next run).
     """
     return asyncio.run(
-        ajudge_pairs(system, pairs, root, cache_path=cache_path, progress=progress, environ=environ)
+        ajudge_pairs(
+            system,
+            pairs,
+            root,
+            cache_path=cache_path,
+            progress=progress,
+            environ=environ,
+            stopped=stopped,
+        )
     )

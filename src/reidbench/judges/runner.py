@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reidbench.judges.breaker import Breaker, BreakerRules, safe_url
 from reidbench.judges.cache import ResponseCache, canonical_hash
 from reidbench.judges.images import EncodedImage, EncodeMemo, ImageSpec, prepare
 from reidbench.judges.limits import Budget, RateLimiter
@@ -148,6 +149,9 @@ class Runner:
         self._structured_schema = (
             system.prompt.json_schema() if system.structured != "off" else None
         )
+        rules = BreakerRules(c.stop_after_connection_errors, c.stop_timeout_rate, c.stop_min_calls)
+        self.breaker = Breaker(rules, system.name, system.base_url, redact)
+        self._where = f" ({safe_url(system.base_url)})" if system.client != "hf" else ""
 
     # -- bookkeeping -----------------------------------------------------------------
 
@@ -226,10 +230,16 @@ class Runner:
         await asyncio.gather(*(preparer() for _ in range(n_prep)), *(worker() for _ in range(n)))
         return self.results
 
+    def _not_asked(self, attempts: int) -> JudgeResult:
+        """A job left unasked because the breaker stopped the system (asked again next run)."""
+        return self._error("api_error", f"not asked: {self.breaker.reason}", attempts)
+
     async def _prepare(self, job: Job) -> JudgeResult | Prepared:
         """The images for a job and its key, or its result when no call is needed."""
         if self.budget.exhausted:
             return self._error("budget_exceeded", self._budget_message(), 0)
+        if self.breaker.tripped:
+            return self._not_asked(0)
         s = self.system
         images = await asyncio.to_thread(
             prepare, self.root / job.first, self.root / job.second, s.image_spec, self._memo
@@ -268,6 +278,8 @@ class Runner:
         worst = s.cost(est_in, c.max_tokens) or 0.0
         attempts = 0
         while True:
+            if self.breaker.tripped:
+                return self._not_asked(attempts)
             if not await self.budget.start(worst):
                 return self._error("budget_exceeded", self._budget_message(), attempts)
             await self.limiter.acquire(reserve_tokens)
@@ -277,19 +289,23 @@ class Runner:
             try:
                 reply = await asyncio.wait_for(self.provider.complete(request), c.timeout_s)
             except asyncio.TimeoutError:
-                error: ProviderError = RetryableError(f"no answer within timeout_s={c.timeout_s:g}")
+                error: ProviderError = RetryableError(
+                    f"no answer within timeout_s={c.timeout_s:g}", kind="timeout"
+                )
             except RetryableError as exc:
                 error = exc
             except PermanentError as exc:
                 await self.budget.cancel(worst)
                 self.limiter.settle(reserve_tokens, 0)
-                return self._error("api_error", exc.message, attempts)
+                self.breaker.failed(exc)
+                return self._error("api_error", exc.message + self._where, attempts)
             except Exception as exc:  # an SDK surprise must cost one row, not the whole run
                 await self.budget.cancel(worst)
                 self.limiter.settle(reserve_tokens, 0)
                 log.warning("unexpected %s from %s", type(exc).__name__, s.family)
                 return self._error("api_error", f"unexpected {type(exc).__name__}: {exc}", attempts)
             else:
+                self.breaker.answered()
                 latency = time.perf_counter() - started
                 outcome = Outcome(reply, latency, attempts, worst, reserve_tokens)
                 return await self._answered(job, prepared, outcome)
@@ -302,9 +318,13 @@ class Runner:
             retry_after = getattr(error, "retry_after", None)
             if retry_after:
                 self.limiter.pause(min(retry_after, _RETRY_AFTER_CAP_S))
-            if attempts > c.max_retries:
+            stop = self.breaker.failed(error)
+            if stop or attempts > c.max_retries:
+                why = "system stopped" if stop else "gave up"
                 return self._error(
-                    "api_error", f"{error.message} (gave up after {attempts} attempts)", attempts
+                    "api_error",
+                    f"{error.message}{self._where} ({why} after {attempts} attempts)",
+                    attempts,
                 )
             await asyncio.sleep(self._backoff(attempts, retry_after))
 

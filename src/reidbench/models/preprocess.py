@@ -73,11 +73,23 @@ class Preprocess:
 
 def decode_image(data: bytes, where: str | Path) -> Image.Image:
     """Decode image bytes to an RGB PIL image; a broken file is a UserError naming it."""
+    from reidbench.imagelimits import check_header, max_pixels, too_large
+
+    if not data:
+        raise UserError(f"{where}: empty file (0 bytes), not an image; remove or replace it")
+    max_pixels()  # Pillow's own bomb check follows our one limit
     try:
         with Image.open(io.BytesIO(data)) as im:
+            check_header(im, where)
             im.load()
             return im.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise too_large(where) from exc
+    except UnidentifiedImageError as exc:
+        raise UserError(
+            f"{where}: not a readable image (unknown or corrupt format); remove or replace it"
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
         raise UserError(
             f"{where}: not a readable image ({exc}); remove or replace the file"
         ) from exc

@@ -43,21 +43,31 @@ class ProviderReply:
 
 
 class ProviderError(Exception):
-    """A failed call; `message` must never contain the API key (the runner also redacts)."""
+    """A failed call; `message` must never contain the API key (the runner also redacts).
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    `kind` says why no answer came when there was no HTTP status: "connection" (refused,
+    reset, DNS) or "timeout"; the circuit breaker (judges/breaker.py) counts them.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, kind: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.kind = kind
 
 
 class RetryableError(ProviderError):
     """429, 5xx, timeouts, connection errors, malformed bodies: worth another try."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        kind: str | None = None,
     ) -> None:
-        super().__init__(message, status=status)
+        super().__init__(message, status=status, kind=kind)
         self.retry_after = retry_after
 
 
@@ -118,9 +128,9 @@ def sdk_error(sdk: Any, exc: BaseException) -> ProviderError | None:
     if isinstance(exc, sdk.APIStatusError):
         return status_error(exc.status_code, short(exc.message), exc.response.headers)
     if isinstance(exc, sdk.APITimeoutError):  # a subclass of APIConnectionError: test it first
-        return RetryableError("request timed out")
+        return RetryableError("request timed out", kind="timeout")
     if isinstance(exc, sdk.APIConnectionError):
-        return RetryableError(f"connection error: {short(exc.message)}")
+        return RetryableError(f"connection error: {short(exc.message)}", kind="connection")
     if isinstance(exc, sdk.APIResponseValidationError):
         return RetryableError(f"malformed response: {short(exc.message)}")
     if isinstance(exc, ValueError):  # json.JSONDecodeError: a truncated or broken JSON body

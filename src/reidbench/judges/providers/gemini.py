@@ -88,9 +88,11 @@ class GeminiProvider:
             # httpx2 timeouts and connection errors surface as transport exceptions.
             name = type(exc).__name__
             if "Timeout" in name:
-                raise RetryableError("request timed out") from None
+                raise RetryableError("request timed out", kind="timeout") from None
             if any(k in name for k in ("Connect", "Network", "Protocol", "ReadError", "Remote")):
-                raise RetryableError(f"connection error: {name}: {short(exc)}") from None
+                raise RetryableError(
+                    f"connection error: {name}: {short(exc)}", kind="connection"
+                ) from None
             raise
         return self._reply(resp)
 
