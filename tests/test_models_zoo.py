@@ -9,12 +9,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from reidbench.errors import UserError
-from reidbench.models import FeatureCache, extract_features, load_embedder
-from reidbench.models.clipreid import CLIPVisionArch, load_clipreid
-from reidbench.models.fastreid import FASTREID_ARCHS, FastReIDArch, load_fastreid
-from reidbench.models.transreid import TransReIDArch, load_transreid
 from tests.zoo_fixtures import (
     clipreid_ref,
     clipreid_sd,
@@ -26,6 +20,12 @@ from tests.zoo_fixtures import (
     transreid_ref,
     transreid_sd,
 )
+
+from reidbench.errors import UserError
+from reidbench.models import FeatureCache, extract_features, load_embedder
+from reidbench.models.clipreid import CLIPVisionArch, load_clipreid
+from reidbench.models.fastreid import FASTREID_ARCHS, FastReIDArch, load_fastreid
+from reidbench.models.transreid import TransReIDArch, load_transreid
 
 BILINEAR = Image.Resampling.BILINEAR
 BICUBIC = Image.Resampling.BICUBIC
@@ -153,7 +153,9 @@ def test_clipreid_without_sie_and_stride_16(tmp_path: Path):
     emb = load_clipreid(_save(tmp_path, "plain.pth", sd), precision="fp32", arch=CLIP_SMALL)
     assert not emb.uses_camids and emb.describe()["stride"] == 16
     ims = images(2, seed=7)
-    ref = clipreid_ref(sd, to_input(ims, (256, 128), HALF, HALF, BILINEAR), None, heads=4, stride=16)
+    ref = clipreid_ref(
+        sd, to_input(ims, (256, 128), HALF, HALF, BILINEAR), None, heads=4, stride=16
+    )
     assert cosine(emb.embed_images(ims, camids=[0, 1]), ref).min() >= 0.9999
 
 
@@ -176,7 +178,12 @@ def test_clipreid_damaged_and_mismatched_checkpoints(clip_ckpt, tmp_path: Path):
 
 def test_clipreid_full_size_layout_loads_strictly(tmp_path: Path):
     sd = clipreid_sd(
-        width=768, layers=12, tokens=211, out_dim=512, cameras=6, text_width=512,
+        width=768,
+        layers=12,
+        tokens=211,
+        out_dim=512,
+        cameras=6,
+        text_width=512,
         dtype=torch.float16,
     )
     emb = load_embedder("clip-reid-vit-b16", weights=_save(tmp_path, "m.pth", sd))
@@ -192,8 +199,12 @@ def test_clipreid_full_size_layout_loads_strictly(tmp_path: Path):
 )
 def test_fastreid_features_match_reference(arch: FastReIDArch, layout: str, tmp_path: Path):
     sd = fastreid_sd(
-        width=8, blocks=arch.blocks, non_local=arch.non_local, gem=arch.pooling == "gem",
-        layout=layout, seed=8,
+        width=8,
+        blocks=arch.blocks,
+        non_local=arch.non_local,
+        gem=arch.pooling == "gem",
+        layout=layout,
+        seed=8,
     )
     path = _save(tmp_path, "market_sbs.pth", {"model": sd, "iteration": torch.tensor(3)})
     emb = load_fastreid("fastreid-sbs-r50-ibn", path, precision="fp32", arch=arch)
@@ -202,7 +213,11 @@ def test_fastreid_features_match_reference(arch: FastReIDArch, layout: str, tmp_
     got = emb.embed_images(ims, camids=[0, 1, 2])  # no SIE: ignored
     x = to_input(ims, arch.input_hw, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), BICUBIC)
     ref = fastreid_ref(
-        sd, x, blocks=arch.blocks, non_local=arch.non_local, gem=arch.pooling == "gem",
+        sd,
+        x,
+        blocks=arch.blocks,
+        non_local=arch.non_local,
+        gem=arch.pooling == "gem",
         legacy=layout == "v0.1.1",
     )
     assert got.shape == (3, 256)
@@ -210,7 +225,11 @@ def test_fastreid_features_match_reference(arch: FastReIDArch, layout: str, tmp_
     if layout == "v0.1.1":
         # The other stem max-pool would give different features: the layout matters.
         other = fastreid_ref(
-            sd, x, blocks=arch.blocks, non_local=arch.non_local, gem=arch.pooling == "gem",
+            sd,
+            x,
+            blocks=arch.blocks,
+            non_local=arch.non_local,
+            gem=arch.pooling == "gem",
             legacy=False,
         )
         assert cosine(got, other).min() < 0.9999
@@ -226,24 +245,34 @@ def test_fastreid_damaged_and_mismatched_checkpoints(tmp_path: Path):
     del broken["backbone.NL_3.2.W.1.running_var"]
     broken["heads.pool_layer.q"] = torch.ones(1)
     _error(
-        lambda: load_fastreid("fastreid-sbs-r50-ibn", _save(tmp_path, "b.pth", broken), arch=FR_SMALL),
+        lambda: load_fastreid(
+            "fastreid-sbs-r50-ibn", _save(tmp_path, "b.pth", broken), arch=FR_SMALL
+        ),
         "missing keys [backbone.NL_3.2.W.1.running_var]",
         "unexpected keys [heads.pool_layer.q]",
     )
     no_head = {k: v for k, v in sd.items() if not k.startswith("heads.bnneck")}
     _error(
-        lambda: load_fastreid("fastreid-sbs-r50-ibn", _save(tmp_path, "h.pth", no_head), arch=FR_SMALL),
+        lambda: load_fastreid(
+            "fastreid-sbs-r50-ibn", _save(tmp_path, "h.pth", no_head), arch=FR_SMALL
+        ),
         "no heads.bnneck",
     )
     _error(lambda: load_embedder("fastreid-sbs-r50-ibn", weights=good), "(1, 2, 3, 1) blocks")
 
 
-@pytest.mark.parametrize("name", ["fastreid-bot-r50-ibn", "fastreid-sbs-r50-ibn", "fastreid-sbs-r101-ibn"])
+@pytest.mark.parametrize(
+    "name", ["fastreid-bot-r50-ibn", "fastreid-sbs-r50-ibn", "fastreid-sbs-r101-ibn"]
+)
 def test_fastreid_full_size_layouts_load_strictly(name: str, tmp_path: Path):
     arch = FASTREID_ARCHS[name]
     sd = fastreid_sd(
-        width=64, blocks=arch.blocks, non_local=arch.non_local, gem=arch.pooling == "gem",
-        ids=751, dtype=torch.float16,
+        width=64,
+        blocks=arch.blocks,
+        non_local=arch.non_local,
+        gem=arch.pooling == "gem",
+        ids=751,
+        dtype=torch.float16,
     )
     emb = load_embedder(name, weights=_save(tmp_path, f"{name}.pth", {"model": sd}))
     assert emb.dim == 2048 and emb.preprocess.size == arch.input_hw
@@ -279,3 +308,47 @@ def test_extraction_keys_the_cache_by_camera_for_sie_models(tr_ckpt, tmp_path: P
         plain = extract_features(emb, paths, cache=cache, stats=stats)
         assert stats["computed"] == 2  # no camera ids: other keys, SIE omitted
         assert cosine(plain[:1], got[:1])[0] < 0.999
+
+
+def test_zoo_is_registered_with_its_dims():
+    from reidbench.models import EMBEDDERS
+
+    zoo = {
+        "transreid-vit-b16": 3840,
+        "clip-reid-vit-b16": 1280,
+        "fastreid-bot-r50-ibn": 2048,
+        "fastreid-sbs-r50-ibn": 2048,
+        "fastreid-sbs-r101-ibn": 2048,
+    }
+    assert {n: EMBEDDERS[n].dim for n in zoo} == zoo
+    assert all(EMBEDDERS[n].kind == "reid" for n in zoo)
+    _error(lambda: load_embedder("fastreid-bot-r50-ibn", weights="x.pth", sie="on"), "sie")
+
+
+def test_evaluation_paths_pass_camera_ids(tr_ckpt, tmp_path: Path):
+    from reidbench.datasets import load_dataset
+    from reidbench.models import pair_scores
+    from reidbench.retrieval import evaluate_embedder
+    from test_models_fixtures import market_tree
+
+    path, _ = tr_ckpt
+    emb = load_transreid(path, precision="fp32", arch=TR_SMALL)
+    seen: list[int] = []
+    inner = emb.embed_prepared
+
+    def spy(batch, camids=None):
+        assert camids is not None and len(camids) == len(batch)
+        seen.extend(int(c) for c in camids)
+        return inner(batch, camids)
+
+    emb.embed_prepared = spy  # type: ignore[method-assign]
+    ds = load_dataset(market_tree(tmp_path / "market", test_ids=2, train_ids=1))
+    evaluate_embedder(emb, ds)
+    records = ds.query + ds.gallery
+    assert sorted(seen) == sorted(r.camid for r in records)
+
+    a, b = ds.query[0], ds.gallery[-1]
+    cos = pair_scores(emb, ds.root, [a.path], [b.path], camids_a=[a.camid], camids_b=[b.camid])
+    ims = [Image.open(ds.abspath(a)), Image.open(ds.abspath(b))]
+    f = inner(np.stack([emb.prepare(im) for im in ims]), [a.camid, b.camid])
+    assert cos[0] == pytest.approx(float(f[0] @ f[1]), abs=1e-5)

@@ -58,9 +58,7 @@ def images(n: int = 3, seed: int = 0, size: tuple[int, int] = (64, 160)) -> list
     return out
 
 
-def to_input(
-    ims: list[Image.Image], hw: tuple[int, int], mean, std, resample
-) -> torch.Tensor:
+def to_input(ims: list[Image.Image], hw: tuple[int, int], mean, std, resample) -> torch.Tensor:
     """torchvision's test transform by hand: T.Resize on PIL, ToTensor, Normalize."""
     h, w = hw
     arr = np.stack([np.asarray(im.convert("RGB").resize((w, h), resample)) for im in ims])
@@ -89,7 +87,13 @@ def transreid_block_sd(r: Rand, sd: Sd, p: str, d: int) -> None:
 
 
 def transreid_sd(
-    *, dim: int, depth: int, tokens: int, cameras: int, ids: int = 11, seed: int = 0,
+    *,
+    dim: int,
+    depth: int,
+    tokens: int,
+    cameras: int,
+    ids: int = 11,
+    seed: int = 0,
     dtype: torch.dtype = torch.float32,
 ) -> Sd:
     """`build_transformer_local(...).state_dict()` (ID_LOSS_TYPE softmax, SIE_CAMERA on)."""
@@ -139,7 +143,13 @@ def _shuffle_unit_ref(features: torch.Tensor, shift: int, group: int, begin: int
 
 
 def transreid_ref(
-    sd: Sd, x: torch.Tensor, camids, *, heads: int, stride: int, sie_coe: float = 3.0,
+    sd: Sd,
+    x: torch.Tensor,
+    camids,
+    *,
+    heads: int,
+    stride: int,
+    sie_coe: float = 3.0,
     neck_feat: str = "before",
 ) -> torch.Tensor:
     """build_transformer_local.forward in eval mode (float64)."""
@@ -169,11 +179,19 @@ def transreid_ref(
         for i in range(4)
     ]
     if neck_feat == "after":
+
         def bn(p, f):
             return F.batch_norm(
-                f, sd[p + "running_mean"], sd[p + "running_var"], sd[p + "weight"],
-                sd[p + "bias"], False, 0.0, 1e-5,
+                f,
+                sd[p + "running_mean"],
+                sd[p + "running_var"],
+                sd[p + "weight"],
+                sd[p + "bias"],
+                False,
+                0.0,
+                1e-5,
             )
+
         global_feat = bn("bottleneck.", global_feat)
         locs = [bn(f"bottleneck_{i + 1}.", f) for i, f in enumerate(locs)]
     return torch.cat([global_feat] + [f / 4 for f in locs], dim=1)
@@ -181,8 +199,16 @@ def transreid_ref(
 
 # ----------------------------------------------------------------------------- CLIP-ReID
 def clipreid_sd(
-    *, width: int, layers: int, tokens: int, out_dim: int, cameras: int, ids: int = 11,
-    text_width: int = 32, seed: int = 0, dtype: torch.dtype = torch.float32,
+    *,
+    width: int,
+    layers: int,
+    tokens: int,
+    out_dim: int,
+    cameras: int,
+    ids: int = 11,
+    text_width: int = 32,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
 ) -> Sd:
     """`make_model_clipreid.build_transformer(...).state_dict()` (ViT-B-16, SIE_CAMERA)."""
     r = Rand(seed, dtype)
@@ -247,7 +273,7 @@ def clipreid_ref(
         qkv = F.linear(h, sd[q + "attn.in_proj_weight"], sd[q + "attn.in_proj_bias"])
         qq, kk, vv = qkv.chunk(3, dim=-1)
 
-        def split(t):
+        def split(t, n=n, b=b, c=c):
             return t.reshape(n, b * heads, c // heads).transpose(0, 1)
 
         qq, kk, vv = split(qq) * (c // heads) ** -0.5, split(kk), split(vv)
@@ -258,15 +284,24 @@ def clipreid_ref(
         h = F.linear(h, sd[q + "mlp.c_fc.weight"], sd[q + "mlp.c_fc.bias"])
         h = h * torch.sigmoid(1.702 * h)
         z = z + F.linear(h, sd[q + "mlp.c_proj.weight"], sd[q + "mlp.c_proj.bias"])
-    x12 = F.layer_norm(z.permute(1, 0, 2), (width,), sd[p + "ln_post.weight"], sd[p + "ln_post.bias"])
+    x12 = F.layer_norm(
+        z.permute(1, 0, 2), (width,), sd[p + "ln_post.weight"], sd[p + "ln_post.bias"]
+    )
     xproj = x12 @ sd[p + "proj"]
     return torch.cat([x12[:, 0], xproj[:, 0]], dim=1)
 
 
 # ----------------------------------------------------------------------------- fast-reid
 def fastreid_sd(
-    *, width: int, blocks, non_local, gem: bool, ids: int = 11, layout: str = "v0.1.1",
-    seed: int = 0, dtype: torch.dtype = torch.float32,
+    *,
+    width: int,
+    blocks,
+    non_local,
+    gem: bool,
+    ids: int = 11,
+    layout: str = "v0.1.1",
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
 ) -> Sd:
     """`Baseline(cfg).state_dict()` as saved by fast-reid's Checkpointer["model"] (v0.1.1:
     BNneckHead; "current": EmbeddingHead) for ResNet-IBN-a (+ non-local)."""
@@ -329,8 +364,14 @@ def fastreid_sd(
 
 def _bn(sd: Sd, p: str, x: torch.Tensor) -> torch.Tensor:
     return F.batch_norm(
-        x, sd[p + "running_mean"], sd[p + "running_var"], sd[p + "weight"], sd[p + "bias"],
-        False, 0.0, 1e-5,
+        x,
+        sd[p + "running_mean"],
+        sd[p + "running_var"],
+        sd[p + "weight"],
+        sd[p + "bias"],
+        False,
+        0.0,
+        1e-5,
     )
 
 
@@ -339,10 +380,8 @@ def fastreid_ref(sd: Sd, x: torch.Tensor, *, blocks, non_local, gem: bool, legac
     sd = {k: v.double() if v.is_floating_point() else v for k, v in sd.items()}
     b = "backbone."
     x = F.relu(_bn(sd, b + "bn1.", F.conv2d(x, sd[b + "conv1.weight"], stride=2, padding=3)))
-    if legacy:
-        x = F.max_pool2d(x, 3, 2, padding=1)
-    else:
-        x = F.max_pool2d(x, 3, 2, ceil_mode=True)
+    # v0.1.1: MaxPool2d(3, 2, padding=1); from Aug. 2020: MaxPool2d(3, 2, ceil_mode=True)
+    x = F.max_pool2d(x, 3, 2, padding=1) if legacy else F.max_pool2d(x, 3, 2, ceil_mode=True)
     for i, n in enumerate(blocks):
         nl_idx = sorted([n - (k + 1) for k in range(non_local[i])]) or [-1]
         counter = 0
@@ -358,17 +397,27 @@ def fastreid_ref(sd: Sd, x: torch.Tensor, *, blocks, non_local, gem: bool, legac
             else:
                 out = _bn(sd, p + "bn1.", out)
             out = F.relu(out)
-            out = F.relu(_bn(sd, p + "bn2.", F.conv2d(out, sd[p + "conv2.weight"], None, stride, 1)))
+            out = F.relu(
+                _bn(sd, p + "bn2.", F.conv2d(out, sd[p + "conv2.weight"], None, stride, 1))
+            )
             out = _bn(sd, p + "bn3.", F.conv2d(out, sd[p + "conv3.weight"]))
             if j == 0:
-                res = _bn(sd, p + "downsample.1.", F.conv2d(x, sd[p + "downsample.0.weight"], None, stride))
+                res = _bn(
+                    sd,
+                    p + "downsample.1.",
+                    F.conv2d(x, sd[p + "downsample.0.weight"], None, stride),
+                )
             else:
                 res = x
             x = F.relu(out + res)
             if j == nl_idx[counter]:
                 q = f"{b}NL_{i + 1}.{counter}."
                 bs = x.size(0)
-                g_x = F.conv2d(x, sd[q + "g.weight"], sd[q + "g.bias"]).view(bs, 1, -1).permute(0, 2, 1)
+                g_x = (
+                    F.conv2d(x, sd[q + "g.weight"], sd[q + "g.bias"])
+                    .view(bs, 1, -1)
+                    .permute(0, 2, 1)
+                )
                 th = F.conv2d(x, sd[q + "theta.weight"], sd[q + "theta.bias"]).view(bs, 1, -1)
                 th = th.permute(0, 2, 1)
                 ph = F.conv2d(x, sd[q + "phi.weight"], sd[q + "phi.bias"]).view(bs, 1, -1)
