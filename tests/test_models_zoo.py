@@ -352,3 +352,21 @@ def test_evaluation_paths_pass_camera_ids(tr_ckpt, tmp_path: Path):
     ims = [Image.open(ds.abspath(a)), Image.open(ds.abspath(b))]
     f = inner(np.stack([emb.prepare(im) for im in ims]), [a.camid, b.camid])
     assert cos[0] == pytest.approx(float(f[0] @ f[1]), abs=1e-5)
+
+
+def test_zoo_config_names_the_whole_zoo():
+    from reidbench.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "zoo-market1501.toml")
+    models = {s.model for s in cfg.systems}
+    assert models == {
+        "personvit-b",
+        "osnet_x1_0",
+        "osnet_ain_x1_0",
+        "transreid-vit-b16",
+        "clip-reid-vit-b16",
+        "fastreid-bot-r50-ibn",
+        "fastreid-sbs-r50-ibn",
+        "fastreid-sbs-r101-ibn",
+    }
+    assert cfg.retrieval and all(s.weights for s in cfg.systems)
