@@ -370,3 +370,34 @@ def test_zoo_config_names_the_whole_zoo():
         "fastreid-sbs-r101-ibn",
     }
     assert cfg.retrieval and all(s.weights for s in cfg.systems)
+
+
+def test_retrieval_cli_with_a_released_fastreid_layout(run_cli, tmp_path: Path):
+    import json
+
+    from test_models_fixtures import market_tree
+
+    arch = FASTREID_ARCHS["fastreid-bot-r50-ibn"]
+    sd = fastreid_sd(width=64, blocks=arch.blocks, non_local=arch.non_local, gem=False, seed=3)
+    weights = _save(tmp_path, "market_bot_R50-ibn.pth", {"model": sd})
+    root = market_tree(tmp_path / "market", test_ids=3, train_ids=1)
+    res = run_cli(
+        "retrieval",
+        root,
+        "--model",
+        "fastreid-bot-r50-ibn",
+        "--weights",
+        weights,
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--no-cache",
+        "--json",
+    )
+    assert res.code == 0, res.err
+    out = json.loads(res.out)
+    assert out["embedder"]["dim"] == 2048 and out["embedder"]["layout"] == "v0.1.1"
+    assert 0.0 <= out["mINP"] <= out["mAP"] <= 1.0
+    bad = run_cli("retrieval", root, "--model", "transreid-vit-b16", "--weights", weights)
+    assert bad.code == 2 and "not a transreid-vit-b16" in bad.err
