@@ -335,6 +335,16 @@ def _pairs_hash(pairs: pa.Table) -> str:
     return pairset_hash(pairs)
 
 
+def _pair_camids(pairs: pa.Table) -> dict[str, list[int]]:
+    """Camera ids of each pair's images, for camera-aware (SIE) embedders."""
+    if "cam_a" not in pairs.column_names or "cam_b" not in pairs.column_names:
+        return {}
+    return {
+        "camids_a": pairs.column("cam_a").to_pylist(),
+        "camids_b": pairs.column("cam_b").to_pylist(),
+    }
+
+
 def _score_with_embedder(system: ReIDSystemConfig, dataset, pairs, paths, make_progress):
     from reidbench.models import FeatureCache, cosine_to_unit, load_embedder, pair_scores
 
@@ -348,6 +358,7 @@ def _score_with_embedder(system: ReIDSystemConfig, dataset, pairs, paths, make_p
             cache=cache,
             batch_size=system.batch_size,
             progress=make_progress("img"),
+            **_pair_camids(pairs),
         )
     score = cosine_to_unit(np.asarray(cos, dtype=np.float64))
     n = pairs.num_rows

@@ -53,6 +53,7 @@ def evaluate_embedder(
         cache=cache,
         progress=progress("img"),
         stats=stats,
+        camids=[r.camid for r in records],
     )
     nq = len(dataset.query)
     q_pids, q_cams = dataset.ids("query")

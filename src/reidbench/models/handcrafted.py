@@ -15,6 +15,7 @@ dependency, and LBP on a 128x64 image is eight array comparisons.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -150,7 +151,7 @@ class HandcraftedEmbedder(Embedder):
     def prepare(self, image: Image.Image) -> np.ndarray:
         return describe_image(image)
 
-    def embed_prepared(self, batch: np.ndarray) -> np.ndarray:
+    def embed_prepared(self, batch: np.ndarray, camids: Sequence[int] | None = None) -> np.ndarray:
         x = np.asarray(batch, dtype=np.float32).reshape(len(batch), -1)
         norms = np.linalg.norm(x, axis=1, keepdims=True)
         return (x / np.maximum(norms, 1e-12)).astype(np.float32)

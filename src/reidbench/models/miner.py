@@ -46,4 +46,5 @@ class EmbedderMiner:
             batch_size=self.batch_size,
             cache=self.cache,
             progress=self.progress,
+            camids=[r.camid for r in records],
         )

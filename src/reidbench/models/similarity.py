@@ -40,22 +40,30 @@ def pair_scores(
     cache: FeatureCache | None = None,
     batch_size: int = 64,
     progress: Progress | None = None,
+    camids_a: Sequence[int] | None = None,
+    camids_b: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Cosine similarity (float64, clipped to [-1, 1]) of each pair (root/a_i, root/b_i).
 
-    Each distinct image is embedded once, however many pairs it appears in.
+    Each distinct image is embedded once, however many pairs it appears in. `camids_a`
+    and `camids_b` (0-based; an image has one camera) reach camera-aware (SIE) models.
     """
     if len(path_a) != len(path_b):
         raise ValueError(f"path_a has {len(path_a)} entries but path_b has {len(path_b)}")
     base = Path(root)
     unique = sorted(set(path_a) | set(path_b))
     index = {p: i for i, p in enumerate(unique)}
+    cam_of: dict[str, int] | None = None
+    if camids_a is not None and camids_b is not None:
+        cam_of = dict(zip(path_a, (int(c) for c in camids_a), strict=True))
+        cam_of.update(zip(path_b, (int(c) for c in camids_b), strict=True))
     feats = extract_features(
         embedder,
         [base / p for p in unique],
         batch_size=batch_size,
         cache=cache,
         progress=progress,
+        camids=[cam_of[p] for p in unique] if cam_of is not None else None,
     )
     ia = np.fromiter((index[p] for p in path_a), dtype=np.int64, count=len(path_a))
     ib = np.fromiter((index[p] for p in path_b), dtype=np.int64, count=len(path_b))
