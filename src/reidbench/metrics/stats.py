@@ -43,6 +43,7 @@ from reidbench.metrics.clusters import PairClusters, as_pair_clusters
 from reidbench.metrics.verification import FAR, TAR_KEY
 
 __all__ = [
+    "PERCENTILE_METRICS",
     "bootstrap_ci",
     "bootstrap_distribution",
     "bootstrap_indices",
@@ -62,9 +63,11 @@ __all__ = [
 ]
 
 _RANKING_KEYS = ("auc", "pr_auc", "eer", TAR_KEY)
+PERCENTILE_METRICS = (TAR_KEY,)
 _CLUSTER_METHOD = (
     "two-way cluster bootstrap over identities (pigeonhole weights, Owen 2007) with the "
-    "Cameron-Gelbach-Miller variance V_clusters - 2 V_dyads; normal interval"
+    "Cameron-Gelbach-Miller variance V_clusters - 2 V_dyads; normal interval "
+    "(TAR@FAR: percentile of the pigeonhole draws)"
 )
 _CHUNK_ELEMENTS = 1 << 21  # index draws per chunk: bounds memory at ~50 MB whatever n and B
 
@@ -593,12 +596,17 @@ def interval_from_weights(
     clusters: object | None = None,
     level: float = 0.95,
     bounds: tuple[float, float] = (0.0, 1.0),
+    percentile: tuple[str, ...] = PERCENTILE_METRICS,
 ) -> dict[str, dict[str, Any] | None]:
     """Intervals for every metric of ``fn`` (w -> {metric: (B,) array}) over n pairs.
 
     clusters None: percentile intervals of the pair bootstrap (as `bootstrap_ci`).
     With clusters: estimate +- z * se with the two-way variance V_clusters - 2 V_dyads,
-    clipped to ``bounds``; each interval also carries ``estimate`` and ``se``.
+    clipped to ``bounds``; each interval also carries ``estimate``, ``se`` and ``kind``
+    ("normal"). Metrics named in ``percentile`` (TAR@FAR: a tail quantile of the
+    different-person scores, set by a handful of pairs, where the variance subtraction
+    is unstable; bench/bench_intervals.py) get the percentile interval of the
+    pigeonhole draws instead (``kind`` "percentile").
     """
     if clusters is None:
         dist = _collect(fn, _pair_weight_chunks(n, n_resamples, seed))
@@ -613,8 +621,21 @@ def interval_from_weights(
         if not (np.isfinite(e) and np.isfinite(se)):
             out[name] = None
             continue
+        if name in percentile:
+            ci = percentile_ci(dist_c[name], level)
+            if ci is not None:
+                ci.update(estimate=e, se=_finite_var(dist_c[name]) ** 0.5, kind="percentile")
+            out[name] = ci
+            continue
         lo, hi = max(bounds[0], e - z * se), min(bounds[1], e + z * se)
-        out[name] = {"low": lo, "high": hi, "n_valid": n_valid, "estimate": e, "se": se}
+        out[name] = {
+            "low": lo,
+            "high": hi,
+            "n_valid": n_valid,
+            "estimate": e,
+            "se": se,
+            "kind": "normal",
+        }
     return out
 
 
