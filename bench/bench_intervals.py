@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_intervals.py                       # 1,000 replicates x 1,000
     .venv/bin/python bench/bench_intervals.py --replicates 100 --resamples 300   # a quick look
+    .venv/bin/python bench/bench_intervals.py --speed     # 5 systems x 1,000 pairs x 1,000
 
 Population: `--population` synthetic identities, each seen by 2-4 of 6 cameras
 (one query image, 1-2 gallery images per other camera). Image content is a
@@ -215,6 +216,33 @@ def _mc(hits: list[bool]) -> str:
     return f"{100 * p:5.1f} ± {100 * np.sqrt(p * (1 - p) / len(hits)):.1f}"
 
 
+def speed(args: argparse.Namespace) -> None:
+    """Time 5 systems x 1,000 pairs x 1,000 resamples (intervals + 10 paired comparisons)."""
+    pop = make_population(args.population, args.seed)
+    ids = np.random.default_rng(args.seed).choice(np.arange(1, pop.n_ids + 1), 200, replace=False)
+    y, ia, ib = _pairs_of(pop, dataset_of(pop, ids), 500, 500, seed=args.seed)
+    sc = score_pairs(pop, ia, ib)
+    systems = [sc[k]["score"] for k in sc] + [sc["emb-a"]["score"] + 0.01 * np.sin(ia)]
+    pc = pair_clusters(pop.pid[ia], pop.pid[ib])
+    for method, cl in (("pair bootstrap", None), ("two-way cluster", pc)):
+        t0 = time.perf_counter()
+        for s in systems:
+            stats.bootstrap_ci(y, s, s >= np.median(s), args.resamples, 0, clusters=cl)
+        t1 = time.perf_counter()
+        for i in range(len(systems)):
+            for j in range(i + 1, len(systems)):
+                stats.paired_bootstrap_auc(
+                    y, systems[i], systems[j], args.resamples, 0, clusters=cl
+                )
+                ci, cj = systems[i] >= 0.5, systems[j] >= 0.5
+                stats.mcnemar(ci == (y == 1), cj == (y == 1), clusters=cl)
+        t2 = time.perf_counter()
+        print(
+            f"{method}: {y.size} pairs, {len(systems)} systems x {args.resamples} resamples: "
+            f"intervals {t1 - t0:.2f} s, 10 paired comparisons {t2 - t1:.2f} s"
+        )
+
+
 def main() -> None:
     global _POP, _ARGS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -228,7 +256,11 @@ def main() -> None:
     ap.add_argument("--pop-negatives", type=int, default=60000)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speed", action="store_true", help="time the interval code instead")
     args = ap.parse_args()
+    if args.speed:
+        speed(args)
+        return
     t0 = time.perf_counter()
     _ARGS = args
     _POP = make_population(args.population, args.seed)
@@ -238,8 +270,12 @@ def main() -> None:
     for name, v in truth.items():
         print(f"  {name}: " + ", ".join(f"{m} {x:.4f}" for m, x in v.items()))
     ctx = mp.get_context("fork")
+    results = []
     with ctx.Pool(args.workers) as pool:
-        results = pool.map(replicate, range(args.replicates), chunksize=4)
+        for res in pool.imap(replicate, range(args.replicates), chunksize=4):
+            results.append(res)
+            if len(results) % 100 == 0:
+                print(f"  {len(results)} replicates, {time.perf_counter() - t0:.0f} s", flush=True)
     shapes = np.array([r["shape"] for r in results])
     print(
         f"{args.replicates} replicates x {args.resamples} resamples, {args.ids} ids each: "

@@ -77,9 +77,12 @@ def coverage_from_weights(
     y_pred: np.ndarray | None,
     answered: np.ndarray,
     far: float = FAR,
+    *,
+    only_auc: bool = False,
 ) -> Any:
     """A function w -> {metric: (B,) array} of the coverage-aware metrics for (B, n) pair
-    weights (resample counts; ones give the point values). NaN where a class is absent."""
+    weights (resample counts; ones give the point values). NaN where a class is absent.
+    ``only_auc`` computes the AUC alone (paired comparisons)."""
     y = np.asarray(y_true).astype(np.int64)
     s = np.asarray(scores, dtype=np.float64)
     ans = np.asarray(answered, dtype=bool)
@@ -125,6 +128,10 @@ def coverage_from_weights(
             tpr = np.hstack([zeros, half_p / n_pos, (tp_c + half_p) / n_pos, ones])
             fpr = np.hstack([zeros, half_n / n_neg, (fp_c + half_n) / n_neg, ones])
             out["auc"] = np.sum(np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]), axis=1) / 2
+            valid = (n_pos[:, 0] > 0) & (n_neg[:, 0] > 0)
+            if only_auc:
+                out["auc"][~valid] = np.nan
+                return out
             d = fpr - (1.0 - tpr)
             i = np.argmax(d >= 0, axis=1)  # >= 1: the origin has d = -1
             rows = np.arange(b)
@@ -132,7 +139,6 @@ def coverage_from_weights(
             d0, f0 = d[rows, i - 1], fpr[rows, i - 1]
             out["eer"] = f0 + (-d0 / np.where(d1 > d0, d1 - d0, 1.0)) * (f1 - f0)
             out[TAR_KEY] = np.max(np.where(fpr <= far, tpr, 0.0), axis=1)
-            valid = (n_pos[:, 0] > 0) & (n_neg[:, 0] > 0)
             for k in ("auc", "eer", TAR_KEY):
                 out[k][~valid] = np.nan
             out["coverage"] = (w @ ans.astype(np.float64)) / w.sum(axis=1)
@@ -243,8 +249,8 @@ def coverage_aware_paired(
     if y.size == 0 or y.min() == y.max():
         out["null_reasons"]["auc"] = "fewer than two classes among the pairs"
         return out
-    fa = coverage_from_weights(y, a[0], None, a[2])
-    fb = coverage_from_weights(y, b[0], None, b[2])
+    fa = coverage_from_weights(y, a[0], None, a[2], only_auc=True)
+    fb = coverage_from_weights(y, b[0], None, b[2], only_auc=True)
 
     def fn_diff(w: np.ndarray) -> np.ndarray:
         return fa(w)["auc"] - fb(w)["auc"]
