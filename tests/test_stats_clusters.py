@@ -134,6 +134,12 @@ def test_cluster_bootstrap_equals_a_plain_loop_over_the_same_draws(distractors):
         assert ci_["estimate"] == pytest.approx(est)
         assert ci_["low"] == pytest.approx(max(0.0, est - half))
         assert ci_["high"] == pytest.approx(min(1.0, est + half))
+        assert ci_["kind"] == "normal"
+    # TAR@FAR: the percentile interval of the pigeonhole draws
+    tar = got["intervals"][ver.TAR_KEY]
+    draws = stats.bootstrap_distribution(y, s, pred, b, 3, clusters=pc)[ver.TAR_KEY]
+    assert tar["kind"] == "percentile"
+    assert [tar["low"], tar["high"]] == pytest.approx(np.percentile(draws, [2.5, 97.5]))
 
 
 def test_paired_auc_with_clusters_equals_a_plain_loop():
