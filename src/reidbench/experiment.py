@@ -28,6 +28,8 @@ import pyarrow as pa
 from reidbench import __version__
 from reidbench.config import ExperimentConfig, LVLMSystemConfig, ReIDSystemConfig, SystemConfig
 from reidbench.datasets import Dataset
+from reidbench.engine import current_engine
+from reidbench.engine import session as engine_session
 from reidbench.errors import UserError
 from reidbench.files import write_json_atomic
 from reidbench.progress import Log, ProgressFactory, no_log
@@ -94,6 +96,11 @@ def run_experiment(
     write_outputs: bool = True,
 ) -> RunPaths:
     """Run (or resume) an experiment into `out`; returns the run's paths."""
+    if cfg.engine.kind != "local" and current_engine() is None:
+        with engine_session(cfg.engine.kind, cfg.engine.address):  # `[engine]` of the config
+            return run_experiment(
+                cfg, out, progress=progress, log=log, environ=environ, write_outputs=write_outputs
+            )
     environ = os.environ if environ is None else environ
     make_progress: ProgressFactory = progress or (lambda _unit: None)
     paths = RunPaths(Path(out))

@@ -7,24 +7,38 @@ from typing import Annotated
 
 import typer
 
-from reidbench.cli.common import console, interrupted, log, print_result, progress
+from reidbench.cli.common import (
+    EngineOption,
+    RayAddressOption,
+    console,
+    interrupted,
+    log,
+    open_engine,
+    print_result,
+    progress,
+)
 from reidbench.errors import UserError
 
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
+        ctx: typer.Context,
         config: Annotated[Path, typer.Argument(help="Experiment config (.toml); see configs/.")],
         out: Annotated[
             Path | None,
             typer.Option("--out", "-o", help="Run directory (default: runs/<config name>)."),
         ] = None,
+        engine: EngineOption = None,
+        ray_address: RayAddressOption = None,
     ) -> None:
         """Run an experiment; re-running the same command resumes it (nothing is paid twice)."""
         from reidbench.config import load_config
         from reidbench.experiment import run_experiment, write_run_outputs
 
         cfg = load_config(config)
+        # --engine / --ray-address override the config's [engine] table.
+        open_engine(ctx, engine or cfg.engine.kind, ray_address or cfg.engine.address)
         out = out or Path("runs") / (cfg.name or config.stem)
         try:
             paths = run_experiment(cfg, out, progress=progress, log=log, write_outputs=False)
@@ -47,6 +61,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo")
     def demo(
+        ctx: typer.Context,
         out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")] = Path(
             "runs/demo"
         ),
@@ -68,9 +83,13 @@ def register(app: typer.Typer) -> None:
         max_cost_usd: Annotated[
             float, typer.Option("--max-cost-usd", help="Spending cap per LVLM system.")
         ] = 0.5,
+        engine: EngineOption = None,
+        ray_address: RayAddressOption = None,
     ) -> None:
         """Offline end-to-end demo on synthetic pedestrians: data, pairs, scores, report."""
         from reidbench.demo import run_demo
+
+        open_engine(ctx, engine, ray_address)
 
         try:
             paths = run_demo(

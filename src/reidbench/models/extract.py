@@ -47,6 +47,13 @@ def extract_features(
     `stats`, when given, receives counts: images, unique (distinct contents), cached
     (unique contents served by the cache) and computed (embedded now).
     """
+    from reidbench.engine.context import current_engine
+
+    engine = current_engine()
+    if engine is not None:  # a distributed engine is active (reidbench.engine.session)
+        return engine.extract_features(
+            embedder, paths, batch_size=batch_size, cache=cache, progress=progress, stats=stats
+        )
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     files = [Path(p) for p in paths]

@@ -1,0 +1,222 @@
+"""Feature extraction as a Ray Data pipeline; the driver keeps the feature cache.
+
+    file list -> sha256 (CPU tasks) -> driver: cache look-up
+    missing contents -> read + decode + prepare (CPU tasks)
+                     -> embed (actor pool: one model per actor, a GPU each where the
+                        cluster has GPUs) -> driver: batched cache writes
+
+Keys, de-duplication by content and the cache are those of the local
+`extract_features`, so a Ray run and a local run reuse each other's features.
+Workers never touch SQLite: they return rows and the driver writes them, once
+per content hash even if Ray retries a task after a worker or actor died (Ray
+Data restarts dead actors and retries their tasks by default). Rows carry
+(path, camid) so camera-aware embedders can take the camera id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reidbench.engine.ray_engine import import_ray
+from reidbench.errors import UserError
+from reidbench.models.base import Embedder, TorchEmbedder
+from reidbench.models.feature_cache import FeatureCache
+from reidbench.models.preprocess import decode_image, read_bytes
+from reidbench.progress import Progress, reporting
+
+DECODE_TASK_MEMORY = 384 << 20  # per decode task; Ray measured ~290 MiB (worker + torch + batch)
+WRITE_ROWS = 4096  # feature rows per cache transaction (measured: bench/bench_scale.py)
+
+
+def _hash_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    digests = [hashlib.sha256(read_bytes(Path(p))).hexdigest() for p in batch["path"]]
+    return {"i": batch["i"], "digest": np.array(digests, dtype=object)}
+
+
+def _prepare_batch(batch: dict[str, np.ndarray], preparer: Any) -> dict[str, np.ndarray]:
+    prepared = [preparer.prepare(decode_image(read_bytes(Path(p)), p)) for p in batch["path"]]
+    return {"digest": batch["digest"], "camid": batch["camid"], "prepared": np.stack(prepared)}
+
+
+def _preparer(embedder: Embedder) -> Any:
+    """What the decode tasks need: a network's preprocessing only, not its weights."""
+    return embedder.preprocess if isinstance(embedder, TorchEmbedder) else embedder
+
+
+def embed_batch(embedder: Embedder, prepared: np.ndarray, camids: np.ndarray) -> np.ndarray:
+    """`embed_prepared`, passing camera ids to embedders that take them (SIE models)."""
+    if "camids" in inspect.signature(embedder.embed_prepared).parameters:
+        return embedder.embed_prepared(prepared, camids=camids)  # type: ignore[call-arg]
+    return embedder.embed_prepared(prepared)
+
+
+class EmbedActor:
+    """One model per actor; moved to the actor's GPU when Ray gave it one."""
+
+    def __init__(self, embedder_ref: Any) -> None:
+        import ray
+
+        self.embedder: Embedder = ray.get(embedder_ref)
+        if isinstance(self.embedder, TorchEmbedder) and ray.get_gpu_ids():
+            import torch
+
+            device = torch.device("cuda")  # Ray sets CUDA_VISIBLE_DEVICES to the actor's GPU
+            self.embedder.model.to(device)
+            self.embedder.device = device
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feats = embed_batch(self.embedder, np.asarray(batch["prepared"]), batch["camid"])
+        return {"digest": batch["digest"], "feature": feats}
+
+
+def _user_error(exc: BaseException) -> UserError | None:
+    """The UserError a worker raised (a bad image file), unwrapped from Ray's exceptions."""
+    seen = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, UserError):
+            return e
+        stack += [e.__cause__, e.__context__, getattr(e, "cause", None)]
+    return None
+
+
+def _plan_actors(embedder: Embedder, actors: int | None) -> dict[str, Any]:
+    """Actor pool size and resources: one actor per GPU where the cluster has GPUs;
+    else one actor holding half the CPUs (Ray gives it that many threads), the rest decode."""
+    ray = import_ray()
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    if gpus and isinstance(embedder, TorchEmbedder):
+        return {"size": actors or gpus, "num_gpus": 1, "num_cpus": 1}
+    cpus = max(1, int(resources.get("CPU", 1)))
+    size = actors or 1
+    return {"size": size, "num_gpus": 0, "num_cpus": max(1, cpus // (2 * size))}
+
+
+def ray_extract_features(
+    embedder: Embedder,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    batch_size: int = 64,
+    cache: FeatureCache | None = None,
+    progress: Progress | None = None,
+    stats: dict[str, int] | None = None,
+    camids: Sequence[int] | None = None,
+    actors: int | None = None,
+) -> np.ndarray:
+    """`models.extract_features` on Ray: same rows, same cache keys, the driver writes."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    ray = import_ray()
+    files = [str(Path(p)) for p in paths]
+    cams = [-1] * len(files) if camids is None else [int(c) for c in camids]
+    if len(cams) != len(files):
+        raise ValueError("camids must have one entry per path")
+    out = np.zeros((len(files), embedder.dim), dtype=np.float32)
+    if not files:
+        if stats is not None:
+            stats.update(images=0, unique=0, cached=0, computed=0)
+        return out
+    fingerprint = embedder.fingerprint
+    try:
+        with reporting(progress, f"features {embedder.name}", len(files)) as bar:
+            digests = _hash_files(ray, files)
+            where: dict[str, list[int]] = {}
+            for i, digest in enumerate(digests):
+                where.setdefault(digest, []).append(i)
+            cached = cache.get_many(fingerprint, where, embedder.dim) if cache else {}
+            for digest, vec in cached.items():
+                out[where[digest]] = vec
+            hits = sum(len(where[d]) for d in cached)
+            if hits:
+                bar.advance(hits, cached=hits)
+            todo = [d for d in where if d not in cached]
+            if stats is not None:
+                stats.update(
+                    images=len(files), unique=len(where), cached=len(cached), computed=len(todo)
+                )
+            if not todo:
+                return out
+            rows = [
+                {"digest": d, "path": files[where[d][0]], "camid": cams[where[d][0]]} for d in todo
+            ]
+            plan = _plan_actors(embedder, actors)
+            embedder_ref = ray.put(embedder)  # held here: restarted actors fetch it again
+            ds = (
+                ray.data.from_items(rows)
+                .map_batches(
+                    _prepare_batch,
+                    fn_kwargs={"preparer": _preparer(embedder)},
+                    batch_size=batch_size,
+                    batch_format="numpy",
+                    # A memory reservation of its own also keeps Ray Data from fusing decoding
+                    # into the embedding actors (fusion needs equal remote args): CPU tasks
+                    # decode while the actors only run the model.
+                    memory=DECODE_TASK_MEMORY,
+                )
+                .map_batches(
+                    EmbedActor,
+                    fn_constructor_kwargs={"embedder_ref": embedder_ref},
+                    batch_size=batch_size,
+                    batch_format="numpy",
+                    compute=ray.data.ActorPoolStrategy(size=plan["size"]),
+                    num_gpus=plan["num_gpus"],
+                    num_cpus=plan["num_cpus"],
+                )
+            )
+            done: set[str] = set()
+            pending: dict[str, np.ndarray] = {}
+
+            def flush() -> None:
+                if cache is not None and pending:
+                    cache.put_many(fingerprint, pending, embedder.describe())
+                done.update(pending)
+                pending.clear()
+
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                fresh = 0
+                for digest, vec in zip(batch["digest"], batch["feature"], strict=True):
+                    digest = str(digest)
+                    if digest in done or digest in pending:
+                        continue  # a retried task returned it again: keep the first
+                    vec = np.asarray(vec, dtype=np.float32)
+                    out[where[digest]] = vec
+                    pending[digest] = vec
+                    fresh += len(where[digest])
+                if len(pending) >= WRITE_ROWS:
+                    flush()
+                bar.advance(fresh)
+            flush()
+            missing = [d for d in todo if d not in done]
+            if missing:  # Ray Data lost rows: never hand back zeros as features
+                raise RuntimeError(f"ray pipeline returned no feature for {len(missing)} images")
+    except Exception as exc:
+        user = _user_error(exc)
+        if user is not None and user is not exc:
+            raise UserError(str(user)) from None
+        raise
+    return out
+
+
+def _hash_files(ray: Any, files: list[str]) -> list[str]:
+    ds = ray.data.from_items([{"i": i, "path": p} for i, p in enumerate(files)]).map_batches(
+        _hash_batch, batch_size=256, batch_format="numpy"
+    )
+    digests: list[str | None] = [None] * len(files)
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for i, digest in zip(batch["i"], batch["digest"], strict=True):
+            digests[int(i)] = str(digest)
+    if any(d is None for d in digests):
+        raise RuntimeError("ray pipeline lost file hashes")
+    return digests  # type: ignore[return-value]
