@@ -61,6 +61,9 @@ class RayEngine:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
+        # A worker's UserError (a broken image) must reach the driver as itself, not as
+        # Ray Data's UserCodeException wrapper, so the CLI prints its one line.
+        ctx.raise_original_map_exception = True
         self.actors = actors
 
     def extract_features(

@@ -78,6 +78,8 @@ class EmbedActor:
 
 def _user_error(exc: BaseException) -> UserError | None:
     """The UserError a worker raised (a bad image file), unwrapped from Ray's exceptions."""
+    from ray.exceptions import RayTaskError
+
     seen = set()
     stack: list[BaseException | None] = [exc]
     while stack:
@@ -85,8 +87,8 @@ def _user_error(exc: BaseException) -> UserError | None:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, UserError):
-            return e
+        if isinstance(e, UserError) and not isinstance(e, RayTaskError):
+            return e  # the worker's own exception, not Ray's wrapper that subclasses it
         stack += [e.__cause__, e.__context__, getattr(e, "cause", None)]
     return None
 
@@ -204,7 +206,7 @@ def ray_extract_features(
     except Exception as exc:
         user = _user_error(exc)
         if user is not None and user is not exc:
-            raise UserError(str(user)) from None
+            raise UserError(user.message) from None
         raise
     return out
 
