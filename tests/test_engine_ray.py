@@ -28,7 +28,6 @@ from reidbench.metrics import evaluate_features  # noqa: E402
 from reidbench.models import FeatureCache, extract_features, load_embedder  # noqa: E402
 from reidbench.models.base import Embedder  # noqa: E402
 from reidbench.retrieval import evaluate_embedder  # noqa: E402
-
 from test_models_fixtures import market_tree  # noqa: E402
 
 
@@ -201,7 +200,7 @@ def test_killed_actor_is_retried_and_nothing_is_written_twice(ray_instance, mark
 def test_broken_image_is_a_user_error_naming_the_file(ray_instance, market, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")
-    with session("ray"), pytest.raises(UserError, match="broken.jpg: not a readable image"):
+    with session("ray"), pytest.raises(UserError, match=r"broken\.jpg: not a readable image"):
         extract_features(load_embedder("handcrafted"), [*_paths(market)[:3], bad])
 
 
@@ -264,7 +263,7 @@ def test_engine_table_in_the_config(tmp_path: Path):
     cfg.write_text(base)
     assert load_config(cfg).engine.kind == "local"
     cfg.write_text(base + '[engine]\nkind = "dask"\n')
-    with pytest.raises(UserError, match="engine.kind"):
+    with pytest.raises(UserError, match=r"engine\.kind"):
         load_config(cfg)
 
 
