@@ -27,12 +27,13 @@ import numpy as np
 from reidbench.engine.ray_engine import import_ray
 from reidbench.errors import UserError
 from reidbench.models.base import Embedder, TorchEmbedder
+from reidbench.models.decode import preparer_of
+from reidbench.models.extract import WRITE_ROWS
 from reidbench.models.feature_cache import FeatureCache
 from reidbench.models.preprocess import decode_image, read_bytes
 from reidbench.progress import Progress, reporting
 
 DECODE_TASK_MEMORY = 384 << 20  # per decode task; Ray measured ~290 MiB (worker + torch + batch)
-WRITE_ROWS = 4096  # feature rows per cache transaction (measured: bench/bench_scale.py)
 
 
 def _hash_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -43,11 +44,6 @@ def _hash_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def _prepare_batch(batch: dict[str, np.ndarray], preparer: Any) -> dict[str, np.ndarray]:
     prepared = [preparer.prepare(decode_image(read_bytes(Path(p)), p)) for p in batch["path"]]
     return {"digest": batch["digest"], "camid": batch["camid"], "prepared": np.stack(prepared)}
-
-
-def _preparer(embedder: Embedder) -> Any:
-    """What the decode tasks need: a network's preprocessing only, not its weights."""
-    return embedder.preprocess if isinstance(embedder, TorchEmbedder) else embedder
 
 
 def embed_batch(embedder: Embedder, prepared: np.ndarray, camids: np.ndarray) -> np.ndarray:
@@ -159,7 +155,7 @@ def ray_extract_features(
                 ray.data.from_items(rows)
                 .map_batches(
                     _prepare_batch,
-                    fn_kwargs={"preparer": _preparer(embedder)},
+                    fn_kwargs={"preparer": preparer_of(embedder)},
                     batch_size=batch_size,
                     batch_format="numpy",
                     # A memory reservation of its own also keeps Ray Data from fusing decoding
