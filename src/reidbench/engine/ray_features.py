@@ -56,10 +56,14 @@ def embed_batch(embedder: Embedder, prepared: np.ndarray, camids: np.ndarray) ->
 class EmbedActor:
     """One model per actor; moved to the actor's GPU when Ray gave it one."""
 
-    def __init__(self, embedder_ref: Any) -> None:
+    def __init__(self, embedder_ref: Any, cpu_share: int | None = None) -> None:
         import ray
 
         self.embedder: Embedder = ray.get(embedder_ref)
+        if cpu_share:  # CPU-only: 1/cpu_share of this node's cores (Ray would give it one)
+            import torch
+
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // cpu_share))
         if isinstance(self.embedder, TorchEmbedder) and ray.get_gpu_ids():
             import torch
 
@@ -90,16 +94,17 @@ def _user_error(exc: BaseException) -> UserError | None:
 
 
 def _plan_actors(embedder: Embedder, actors: int | None) -> dict[str, Any]:
-    """Actor pool size and resources: one actor per GPU where the cluster has GPUs;
-    else one actor holding half the CPUs (Ray gives it that many threads), the rest decode."""
+    """Actor pool size and resources: one actor per GPU where the cluster has GPUs.
+    Without GPUs, `actors` (default 1) actors reserve one CPU each but run torch on
+    their share of the CPUs, as the local engine does: decoding is a few per cent of a
+    network's cost on a CPU, and the decode tasks take the reserved CPUs left over."""
     ray = import_ray()
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     if gpus and isinstance(embedder, TorchEmbedder):
-        return {"size": actors or gpus, "num_gpus": 1, "num_cpus": 1}
-    cpus = max(1, int(resources.get("CPU", 1)))
+        return {"size": actors or gpus, "num_gpus": 1, "num_cpus": 1, "cpu_share": None}
     size = actors or 1
-    return {"size": size, "num_gpus": 0, "num_cpus": max(1, cpus // (2 * size))}
+    return {"size": size, "num_gpus": 0, "num_cpus": 1, "cpu_share": size}
 
 
 def ray_extract_features(
@@ -165,7 +170,10 @@ def ray_extract_features(
                 )
                 .map_batches(
                     EmbedActor,
-                    fn_constructor_kwargs={"embedder_ref": embedder_ref},
+                    fn_constructor_kwargs={
+                        "embedder_ref": embedder_ref,
+                        "cpu_share": plan["cpu_share"],
+                    },
                     batch_size=batch_size,
                     batch_format="numpy",
                     compute=ray.data.ActorPoolStrategy(size=plan["size"]),
