@@ -14,6 +14,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -332,3 +333,120 @@ def test_pairs_cli_mines_hard_negatives_on_ray(ray_instance, run_cli, market: Pa
     assert local.code == remote.code == 0, remote.err
     hashes = [ln for out in (local.out, remote.out) for ln in out.splitlines() if "hash" in ln]
     assert len(hashes) == 2 and hashes[0] == hashes[1]
+
+
+# --------------------------------------------------------------------------- local LVLMs
+
+
+@pytest.fixture(scope="module")
+def tiny_llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("transformers")
+    from test_judges_hf import build_tiny_llava
+
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    import pyarrow as pa
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("crops")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (64, 32, 3), dtype=np.uint8)).save(root / f"{i}.png")
+    pairs = pa.table(
+        {
+            "pair_id": [0, 1, 2],
+            "path_a": ["0.png", "1.png", "2.png"],
+            "path_b": ["3.png", "4.png", "5.png"],
+        }
+    )
+    return root, pairs
+
+
+def _hf_system(model: Path, **extra: Any) -> Any:
+    from reidbench.config import LVLMSystemConfig
+
+    return LVLMSystemConfig.model_validate(
+        {
+            "name": "tiny",
+            "type": "lvlm",
+            "provider": "hf",
+            "model": str(model),
+            "max_tokens": 6,
+            "image_size": 32,
+            "concurrency": 2,
+            "retry_base_s": 0.01,
+            "retry_max_s": 0.05,
+            "extra": {"device": "cpu", "local_files_only": True, **extra},
+        }
+    )
+
+
+def _rows(table: Any) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "latency_s"} for r in table.to_pylist()]
+
+
+def test_hf_judge_in_a_ray_actor_pool_equals_local(ray_instance, tiny_llava, crops, tmp_path):
+    from reidbench.judges import judge_pairs
+
+    root, pairs = crops
+    local = judge_pairs(_hf_system(tiny_llava), pairs, root, cache_path=tmp_path / "a", environ={})
+    with session("ray"):
+        remote = judge_pairs(
+            _hf_system(tiny_llava), pairs, root, cache_path=tmp_path / "b", environ={}
+        )
+    assert _rows(remote) == _rows(local)
+    assert {r["status"] for r in _rows(local)} == {"parse_error"}  # a random model's gibberish
+
+
+class _AnswersAndDiesOnce:
+    """The real hf provider in the actor, but it dies at its first call (a marker file lets
+    the restarted actor go on), and its gibberish is replaced by a parseable answer so the
+    cache (which keeps answers, never parse errors) can be checked on resume."""
+
+    def __init__(self, marker: str, **kwargs: Any) -> None:
+        from reidbench.judges.providers.hf import HFProvider
+
+        self.inner = HFProvider(**kwargs)
+        self.marker = marker
+
+    async def complete(self, req: Any) -> Any:
+        if not os.path.exists(self.marker):
+            Path(self.marker).touch()
+            os._exit(1)
+        reply = await self.inner.complete(req)
+        reply.text = '{"score": 80, "same_person": true, "reasons": "same jacket"}'
+        return reply
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_killed_model_actor_is_asked_again_and_resume_pays_nothing(
+    ray_instance, tiny_llava, crops, tmp_path, monkeypatch
+):
+    import functools
+
+    from reidbench.judges import judge_pairs
+    from reidbench.judges.providers import hf as hf_module
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    marker = str(tmp_path / "died")
+    monkeypatch.setattr(hf_module, "HFProvider", functools.partial(_AnswersAndDiesOnce, marker))
+    root, pairs = crops
+    cache = tmp_path / "cache.sqlite"
+    with session("ray"):
+        first = _rows(
+            judge_pairs(_hf_system(tiny_llava), pairs, root, cache_path=cache, environ={})
+        )
+        again = _rows(
+            judge_pairs(_hf_system(tiny_llava), pairs, root, cache_path=cache, environ={})
+        )
+    assert os.path.exists(marker)  # the actor really died once
+    assert [r["status"] for r in first] == ["ok"] * 3, [r["error"] for r in first]
+    assert [r["score"] for r in first] == [80.0] * 3
+    assert [r["attempts"] for r in first] == [1, 1, 1]  # Ray resent the killed call
+    assert all(r["cached"] for r in again)  # resume: no call at all
+    assert [r["score"] for r in again] == [r["score"] for r in first]
