@@ -450,3 +450,17 @@ def test_killed_model_actor_is_asked_again_and_resume_pays_nothing(
     assert [r["attempts"] for r in first] == [1, 1, 1]  # Ray resent the killed call
     assert all(r["cached"] for r in again)  # resume: no call at all
     assert [r["score"] for r in again] == [r["score"] for r in first]
+
+
+def test_run_engine_option_overrides_the_config(run_cli, market: Path, tmp_path, monkeypatch):
+    """`--engine local` wins over `[engine] kind = "ray"`; the manifest records what ran."""
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the Ray engine was started")
+
+    monkeypatch.setattr(RayEngine, "__init__", refuse)
+    cfg = _experiment_config(tmp_path / "c.toml", market, "ray")
+    result = run_cli("run", cfg, "--out", tmp_path / "run", "--engine", "local")
+    assert result.code == 0, result.err
+    manifest = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert manifest["config"]["engine"] == {"kind": "local", "address": None}

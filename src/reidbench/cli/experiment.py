@@ -37,8 +37,12 @@ def register(app: typer.Typer) -> None:
         from reidbench.experiment import run_experiment, write_run_outputs
 
         cfg = load_config(config)
-        # --engine / --ray-address override the config's [engine] table.
-        open_engine(ctx, engine or cfg.engine.kind, ray_address or cfg.engine.address)
+        # --engine / --ray-address override the config's [engine] table (and the manifest
+        # records what ran).
+        kind, address = engine or cfg.engine.kind, ray_address or cfg.engine.address
+        open_engine(ctx, kind, address)
+        chosen = cfg.engine.model_copy(update={"kind": kind, "address": address})
+        cfg = cfg.model_copy(update={"engine": chosen})
         out = out or Path("runs") / (cfg.name or config.stem)
         try:
             paths = run_experiment(cfg, out, progress=progress, log=log, write_outputs=False)
