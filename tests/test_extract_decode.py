@@ -78,3 +78,12 @@ def test_unpicklable_preparer_stays_in_threads(images, processes):
     emb.prepare = lambda image: real(image)  # type: ignore[method-assign]
     extract_features(emb, images, batch_size=8)
     assert processes == [False]
+
+
+def test_a_failed_background_cache_write_stops_the_run(images, tmp_path):
+    class Full(FeatureCache):
+        def put_many(self, fingerprint, rows, description=None):
+            raise UserError(f"{self.path}: cannot write the feature cache (disk full)")
+
+    with Full(tmp_path / "c") as cache, pytest.raises(UserError, match="disk full"):
+        extract_features(load_embedder("handcrafted"), images, batch_size=4, cache=cache)

@@ -27,6 +27,7 @@ import numpy as np
 from reidbench.engine.ray_engine import import_ray
 from reidbench.errors import UserError
 from reidbench.models.base import Embedder, TorchEmbedder
+from reidbench.models.cache_writer import BackgroundWriter
 from reidbench.models.decode import preparer_of
 from reidbench.models.extract import WRITE_ROWS
 from reidbench.models.feature_cache import FeatureCache
@@ -182,28 +183,27 @@ def ray_extract_features(
                 )
             )
             done: set[str] = set()
-            pending: dict[str, np.ndarray] = {}
-
-            def flush() -> None:
-                if cache is not None and pending:
-                    cache.put_many(fingerprint, pending, embedder.describe())
-                done.update(pending)
-                pending.clear()
-
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                fresh = 0
-                for digest, vec in zip(batch["digest"], batch["feature"], strict=True):
-                    digest = str(digest)
-                    if digest in done or digest in pending:
-                        continue  # a retried task returned it again: keep the first
-                    vec = np.asarray(vec, dtype=np.float32)
-                    out[where[digest]] = vec
-                    pending[digest] = vec
-                    fresh += len(where[digest])
-                if len(pending) >= WRITE_ROWS:
-                    flush()
-                bar.advance(fresh)
-            flush()
+            writer = (
+                BackgroundWriter(cache, fingerprint, embedder.describe(), WRITE_ROWS)
+                if cache is not None
+                else None
+            )
+            try:
+                for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                    fresh: dict[str, np.ndarray] = {}
+                    for digest, vec in zip(batch["digest"], batch["feature"], strict=True):
+                        digest = str(digest)
+                        if digest in done or digest in fresh:
+                            continue  # a retried task returned it again: keep the first
+                        fresh[digest] = np.asarray(vec, dtype=np.float32)
+                        out[where[digest]] = fresh[digest]
+                    done.update(fresh)
+                    if writer is not None:
+                        writer.add(fresh)
+                    bar.advance(sum(len(where[d]) for d in fresh))
+            finally:  # what reached the driver is stored, even when the run stops here
+                if writer is not None:
+                    writer.close()
             missing = [d for d in todo if d not in done]
             if missing:  # Ray Data lost rows: never hand back zeros as features
                 raise RuntimeError(f"ray pipeline returned no feature for {len(missing)} images")

@@ -4,9 +4,9 @@ Decoding and per-image preparation (PIL decode + resize, or the hand-crafted
 descriptor) run a few batches ahead of the model (`models.decode`: threads for
 small jobs, worker processes for large ones), so the next batch is ready when
 the current one finishes. Images with identical bytes are embedded once.
-Computed rows go to the cache in transactions of `WRITE_ROWS`, and whatever
-was computed is written when a run stops early, so an interrupted run resumes
-where it stopped.
+Computed rows go to the cache in transactions of `WRITE_ROWS`, written by a
+background thread while the model runs, and whatever was computed is written
+when a run stops early, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from reidbench.models.base import Embedder
+from reidbench.models.cache_writer import BackgroundWriter
 from reidbench.models.decode import BatchDecoder
 from reidbench.models.feature_cache import FeatureCache
 from reidbench.models.preprocess import read_bytes
@@ -86,7 +87,11 @@ def extract_features(
                 )
             batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
             decoder = BatchDecoder(embedder, len(todo), workers)
-            unwritten: dict[str, np.ndarray] = {}
+            writer = (
+                BackgroundWriter(cache, fingerprint, embedder.describe(), WRITE_ROWS)
+                if cache is not None
+                else None
+            )
             try:
                 ahead = deque(
                     decoder.submit([files[where[d][0]] for d in b])
@@ -100,16 +105,15 @@ def extract_features(
                     feats = embedder.embed_prepared(prepared)
                     for digest, vec in zip(batch, feats, strict=True):
                         out[where[digest]] = vec
-                        unwritten[digest] = vec
-                    if cache is not None and len(unwritten) >= WRITE_ROWS:
-                        cache.put_many(fingerprint, unwritten, embedder.describe())
-                        unwritten.clear()
+                    if writer is not None:
+                        writer.add(dict(zip(batch, feats, strict=True)))
                     bar.advance(sum(len(where[d]) for d in batch))
             finally:
-                # Whatever was computed is stored, even when the run stops here.
-                if cache is not None and unwritten:
-                    cache.put_many(fingerprint, unwritten, embedder.describe())
-                decoder.close()
+                try:  # whatever was computed is stored, even when the run stops here
+                    if writer is not None:
+                        writer.close()
+                finally:
+                    decoder.close()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return out
