@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,7 @@ def ray_instance() -> Iterator[None]:
     finally:
         ray.shutdown()
         left = _wait_gone(temp)
+        shutil.rmtree(temp, ignore_errors=True)
         assert not left, f"Ray processes left after shutdown: {left}"
 
 
@@ -287,7 +289,9 @@ def test_cli_subprocess_same_numbers_and_no_ray_process_left(market: Path, tmp_p
 
     assert len(numbers(ray_out.stdout)) == 5
     assert numbers(ray_out.stdout) == numbers(local_out.stdout)
-    assert not _wait_gone(temp)
+    left = _wait_gone(temp)
+    shutil.rmtree(temp, ignore_errors=True)
+    assert not left, f"Ray processes left after the command: {left}"
 
 
 def _experiment_config(path: Path, data: Path, engine: str, hard: bool = False) -> Path:
