@@ -136,6 +136,13 @@ class CascadeConfig(_Strict):
     name: str | None = None  # default "cascade(REID>LVLM)"
 
 
+class EngineConfig(_Strict):
+    """`[engine]`: where features and retrieval run; the driver keeps the caches (docs/scale.md)."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None  # Ray: "auto", "ray://HOST:10001"; unset starts a local instance
+
+
 class ExperimentConfig(_Strict):
     name: str | None = None
     dataset: DatasetConfig
@@ -146,6 +153,7 @@ class ExperimentConfig(_Strict):
     seed: int = 0
     fusion: FusionConfig | None = None
     cascade: CascadeConfig | None = None
+    engine: EngineConfig = EngineConfig()
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -28,6 +28,8 @@ import pyarrow as pa
 from reidbench import __version__
 from reidbench.config import ExperimentConfig, LVLMSystemConfig, ReIDSystemConfig, SystemConfig
 from reidbench.datasets import Dataset
+from reidbench.engine import current_engine
+from reidbench.engine import session as engine_session
 from reidbench.errors import UserError
 from reidbench.files import write_json_atomic
 from reidbench.progress import Log, ProgressFactory, no_log
@@ -103,6 +105,18 @@ def run_experiment(
     `paths.stopped` lists systems the circuit breaker stopped (the CLI exits 3);
     `relink`: keep the stored pairs although the dataset's image list changed (e.g. moved to
     a new root), as long as every image they use is there."""
+    if cfg.engine.kind != "local" and current_engine() is None:
+        with engine_session(cfg.engine.kind, cfg.engine.address):  # `[engine]` of the config
+            return run_experiment(
+                cfg,
+                out,
+                progress=progress,
+                log=log,
+                environ=environ,
+                write_outputs=write_outputs,
+                preflight=preflight,
+                relink=relink,
+            )
     environ = os.environ if environ is None else environ
     make_progress: ProgressFactory = progress or (lambda _unit: None)
     paths = RunPaths(Path(out))

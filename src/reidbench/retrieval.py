@@ -8,10 +8,12 @@ Used by `reidbench retrieval` and by experiment runs that ask for retrieval.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from reidbench.datasets import Dataset
+from reidbench.engine.context import current_engine
 from reidbench.errors import UserError
 from reidbench.metrics import RetrievalResult, evaluate_features
 from reidbench.models import FeatureCache, extract_features
@@ -58,7 +60,14 @@ def evaluate_embedder(
     nq = len(dataset.query)
     q_pids, q_cams = dataset.ids("query")
     g_pids, g_cams = dataset.ids("gallery")
-    result = evaluate_features(
+    engine = current_engine()
+    # Re-ranking needs the whole (Q+G)^2 matrix in one place: it stays local.
+    evaluate = (
+        engine.evaluate_features
+        if engine is not None and not rerank
+        else functools.partial(evaluate_features, rerank=rerank)
+    )
+    result = evaluate(
         feats[:nq],
         feats[nq:],
         q_pids,
@@ -67,7 +76,6 @@ def evaluate_embedder(
         g_cams,
         max_rank=min(max_rank, len(g_pids)),  # torchreid's cut, without its warning
         metric="cosine",
-        rerank=rerank,
         progress=progress("step" if rerank else "query"),  # re-ranking reports its 4 steps
     )
     return EmbedderRetrieval(result=result, stats=stats)

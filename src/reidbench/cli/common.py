@@ -97,6 +97,30 @@ CacheOption = Annotated[
     ),
 ]
 
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="Where features and retrieval run: local (default) or ray (docs/scale.md).",
+        show_default=False,
+    ),
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster: auto, HOST:6379 or ray://HOST:10001 (default: a new local instance).",
+        show_default=False,
+    ),
+]
+
+
+def open_engine(ctx: typer.Context, kind: str | None, address: str | None) -> None:
+    """Run the rest of the command on the chosen engine; it is closed when the command ends."""
+    from reidbench.engine import session
+
+    ctx.with_resource(session(kind or "local", address))
+
 
 def load_dataset_option(
     root: Path,

@@ -8,12 +8,15 @@ from typing import Annotated
 import typer
 
 from reidbench.cli.common import (
+    EngineOption,
+    RayAddressOption,
     cleanup_on_failure,
     console,
     default_run_dir,
     exit_if_stopped,
     interrupted,
     log,
+    open_engine,
     print_result,
     progress,
 )
@@ -23,6 +26,7 @@ from reidbench.errors import UserError
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
+        ctx: typer.Context,
         config: Annotated[Path, typer.Argument(help="Experiment config (.toml); see configs/.")],
         out: Annotated[
             Path | None,
@@ -37,12 +41,20 @@ def register(app: typer.Typer) -> None:
                 metavar="DATA",
             ),
         ] = None,
+        engine: EngineOption = None,
+        ray_address: RayAddressOption = None,
     ) -> None:
         """Run an experiment; re-running the same command resumes it (nothing is paid twice)."""
         from reidbench.config import load_config
         from reidbench.experiment import run_experiment, write_run_outputs
 
         cfg = load_config(config)
+        # --engine / --ray-address override the config's [engine] table (and the manifest
+        # records what ran).
+        kind, address = engine or cfg.engine.kind, ray_address or cfg.engine.address
+        open_engine(ctx, kind, address)
+        chosen = cfg.engine.model_copy(update={"kind": kind, "address": address})
+        cfg = cfg.model_copy(update={"engine": chosen})
         out = out or default_run_dir(cfg.name or config.stem)
         if relink is not None:
             cfg = cfg.model_copy(
@@ -78,6 +90,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo")
     def demo(
+        ctx: typer.Context,
         out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")] = Path(
             "runs/demo"
         ),
@@ -99,9 +112,13 @@ def register(app: typer.Typer) -> None:
         max_cost_usd: Annotated[
             float, typer.Option("--max-cost-usd", help="Spending cap per LVLM system.")
         ] = 0.5,
+        engine: EngineOption = None,
+        ray_address: RayAddressOption = None,
     ) -> None:
         """Offline end-to-end demo on synthetic pedestrians: data, pairs, scores, report."""
         from reidbench.demo import run_demo
+
+        open_engine(ctx, engine, ray_address)
 
         try:
             with cleanup_on_failure(out):

@@ -12,10 +12,13 @@ from reidbench.cli.common import (
     Cuhk03VariantOption,
     DatasetRoot,
     DeviceOption,
+    EngineOption,
     FormatOption,
     Msmt17TrainOnlyOption,
+    RayAddressOption,
     WeightsOption,
     load_dataset_option,
+    open_engine,
     progress,
 )
 from reidbench.pairs import PairSet
@@ -83,6 +86,7 @@ def _refuse_overwrite(out: Path, pairset: PairSet, force: bool) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("pairs")
     def pairs(
+        ctx: typer.Context,
         root: DatasetRoot,
         out: Annotated[
             Path,
@@ -144,12 +148,15 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--force", help="Replace an existing --out file holding other pairs."),
         ] = False,
+        engine: EngineOption = None,
+        ray_address: RayAddressOption = None,
     ) -> None:
         """Curate labelled image pairs: balanced over camera pairs, seeded, hashed."""
         from reidbench.pairs import check_pairs_path, curate_pairs, write_pairs
 
         check_pairs_path(out)  # before loading anything: a bad --out fails in milliseconds
         dataset = load_dataset_option(root, format, msmt17_train_only, cuhk03_variant)
+        open_engine(ctx, engine, ray_address)  # hard-negative mining extracts features on it
         miner, store = None, None
         if hard_negatives is not None:
             from reidbench.models import (

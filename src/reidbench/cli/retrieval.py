@@ -19,11 +19,14 @@ from reidbench.cli.common import (
     Cuhk03VariantOption,
     DatasetRoot,
     DeviceOption,
+    EngineOption,
     FormatOption,
     Msmt17TrainOnlyOption,
+    RayAddressOption,
     WeightsOption,
     err_console,
     load_dataset_option,
+    open_engine,
     progress,
 )
 
@@ -87,6 +90,7 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
 def register(app: typer.Typer) -> None:
     @app.command("retrieval")
     def retrieval(
+        ctx: typer.Context,
         root: DatasetRoot,
         model: Annotated[
             str,
@@ -126,6 +130,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", help="Print one JSON object instead of the summary.")
         ] = False,
+        engine: EngineOption = None,
+        ray_address: RayAddressOption = None,
     ) -> None:
         """Query-vs-gallery retrieval with an embedder: rank-1/5/10, mAP, mINP."""
         from reidbench.errors import UserError
@@ -138,6 +144,7 @@ def register(app: typer.Typer) -> None:
                 "without a network); drop them"
             )
         dataset = load_dataset_option(root, format, msmt17_train_only, cuhk03_variant)
+        open_engine(ctx, engine, ray_address)
         options: dict[str, Any] = {}
         if model.startswith("personvit"):
             options["precision"] = precision

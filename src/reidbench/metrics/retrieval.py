@@ -172,21 +172,90 @@ def evaluate_features(
         )
         return evaluate_retrieval(dist, q_pids, g_pids, q_camids, g_camids, max_rank)
 
+    plan = plan_query_blocks(
+        q,
+        g,
+        q_pids,
+        g_pids,
+        q_camids,
+        g_camids,
+        max_rank=max_rank,
+        metric=metric,
+        chunk_size=chunk_size,
+    )
+    acc = plan.accumulator()
+    with reporting(progress, "retrieval metrics", plan.num_queries) as bar:
+        for start, stop in plan.blocks:
+            acc.add(start, plan.block_stats(start, stop))
+            bar.advance(stop - start)
+    return acc.result()
+
+
+@dataclass(frozen=True, eq=False)
+class QueryBlocks:
+    """`evaluate_features` cut into independent query blocks, so an engine can run the
+    blocks elsewhere (e.g. as Ray tasks) and combine them with `accumulator()`: the
+    same code on the same blocks, hence the same numbers as the local loop."""
+
+    q: np.ndarray
+    g_prep: np.ndarray
+    g_sq: np.ndarray | None
+    metric: str
+    ids: _Identities
+    max_rank: int
+    blocks: list[tuple[int, int]]
+
+    @property
+    def num_queries(self) -> int:
+        return int(self.q.shape[0])
+
+    def block_stats(self, start: int, stop: int) -> _RowStats:
+        """Per-query stats of queries [start, stop) against the whole gallery."""
+        block = _distance_block(self.q[start:stop], self.g_prep, self.g_sq, self.metric)
+        return _block_stats(block, self.ids, start)
+
+    def accumulator(self) -> _Accumulator:
+        """Collects `add(start, block_stats)` in block order; `.result()` at the end."""
+        return _Accumulator(self.num_queries, self.max_rank)
+
+
+def plan_query_blocks(
+    qf: Any,
+    gf: Any,
+    q_pids: Any,
+    g_pids: Any,
+    q_camids: Any,
+    g_camids: Any,
+    *,
+    max_rank: int = 50,
+    metric: Metric = "cosine",
+    chunk_size: int | None = None,
+) -> QueryBlocks:
+    """Validated inputs and the query blocks `evaluate_features` uses (default ~256 MiB each)."""
+    q = _as_features(qf, "query features")
+    g = _as_features(gf, "gallery features")
+    if q.shape[1] != g.shape[1]:
+        raise UserError(
+            f"query features have {q.shape[1]} dimensions but gallery features have "
+            f"{g.shape[1]}: extract both with the same model"
+        )
     num_q, num_g = q.shape[0], g.shape[0]
     ids = _Identities(q_pids, g_pids, q_camids, g_camids, num_q, num_g)
-    acc = _Accumulator(num_q, _effective_max_rank(max_rank, num_g))
+    effective = _effective_max_rank(max_rank, num_g)
     if chunk_size is None:
         chunk_size = max(1, _BLOCK_BYTES // (4 * max(num_g, 1)))
     if chunk_size < 1:
         raise UserError(f"chunk_size must be a positive number of queries, got {chunk_size}")
     g_prep, g_sq = _prepare_gallery(g, metric)
-    with reporting(progress, "retrieval metrics", num_q) as bar:
-        for start, stop in _row_blocks(num_q, chunk_size):
-            block = _distance_block(q[start:stop], g_prep, g_sq, metric)
-            acc.add(start, _block_stats(block, ids, start))
-            del block
-            bar.advance(stop - start)
-    return acc.result()
+    return QueryBlocks(
+        q=q,
+        g_prep=g_prep,
+        g_sq=g_sq,
+        metric=metric,
+        ids=ids,
+        max_rank=effective,
+        blocks=list(_row_blocks(num_q, chunk_size)),
+    )
 
 
 def pairwise_distance(qf: Any, gf: Any, metric: Metric = "cosine") -> np.ndarray:

@@ -1,35 +1,38 @@
-"""Batched feature extraction: hash, look up the cache, decode in threads, embed.
+"""Batched feature extraction: hash, look up the cache, decode ahead, embed.
 
 Decoding and per-image preparation (PIL decode + resize, or the hand-crafted
-descriptor) run in a thread pool one batch ahead of the model, so the next
-batch is ready when the current one finishes (PIL and numpy release the GIL
-for most of that work). Images with identical bytes are embedded once.
-Each computed batch is written to the cache before the next starts, so an
-interrupted run resumes where it stopped.
+descriptor) run a few batches ahead of the model (`models.decode`: threads for
+small jobs, worker processes for large ones), so the next batch is ready when
+the current one finishes. Images with identical bytes are embedded once.
+Computed rows go to the cache in transactions of `WRITE_ROWS`, written by a
+background thread while the model runs, and whatever was computed is written
+when a run stops early, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from reidbench.models.base import Embedder
+from reidbench.models.cache_writer import BackgroundWriter
+from reidbench.models.decode import BatchDecoder
 from reidbench.models.feature_cache import FeatureCache
-from reidbench.models.preprocess import decode_image, read_bytes
+from reidbench.models.preprocess import read_bytes
 from reidbench.progress import Progress, reporting
+
+# Feature rows per cache transaction (the cache's cost: bench/bench_scale.py).
+WRITE_ROWS = 4096
 
 
 def _hash_file(path: Path) -> str:
     return hashlib.sha256(read_bytes(path)).hexdigest()
-
-
-def _prepare(embedder: Embedder, path: Path) -> np.ndarray:
-    return embedder.prepare(decode_image(read_bytes(path), path))
 
 
 def extract_features(
@@ -51,6 +54,19 @@ def extract_features(
     `stats`, when given, receives counts: images, unique (distinct contents), cached
     (unique contents served by the cache) and computed (embedded now).
     """
+    from reidbench.engine.context import current_engine
+
+    engine = current_engine()
+    if engine is not None:  # a distributed engine is active (reidbench.engine.session)
+        return engine.extract_features(
+            embedder,
+            paths,
+            batch_size=batch_size,
+            cache=cache,
+            progress=progress,
+            stats=stats,
+            camids=camids,
+        )
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     files = [Path(p) for p in paths]
@@ -85,27 +101,39 @@ def extract_features(
                     images=len(files), unique=len(where), cached=len(cached), computed=len(todo)
                 )
             batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-
-            def submit(batch: list[str]) -> list[Future[np.ndarray]]:
-                return [pool.submit(_prepare, embedder, files[where[d][0]]) for d in batch]
-
-            pending = submit(batches[0]) if batches else []
-            for k, batch in enumerate(batches):
-                prepared = [f.result() for f in pending]
-                pending = submit(batches[k + 1]) if k + 1 < len(batches) else []
-                if cams is None:
-                    feats = embedder.embed_prepared(np.stack(prepared))
-                else:
-                    feats = embedder.embed_prepared(
-                        np.stack(prepared), [cams[where[d][0]] for d in batch]
-                    )
-                for digest, vec in zip(batch, feats, strict=True):
-                    out[where[digest]] = vec
-                if cache is not None:
-                    cache.put_many(
-                        fingerprint, dict(zip(batch, feats, strict=True)), embedder.describe()
-                    )
-                bar.advance(sum(len(where[d]) for d in batch))
+            decoder = BatchDecoder(embedder, len(todo), workers)
+            writer = (
+                BackgroundWriter(cache, fingerprint, embedder.describe(), WRITE_ROWS)
+                if cache is not None
+                else None
+            )
+            try:
+                ahead = deque(
+                    decoder.submit([files[where[d][0]] for d in b])
+                    for b in batches[: decoder.in_flight]
+                )
+                for k, batch in enumerate(batches):
+                    prepared = ahead.popleft().result()
+                    if k + decoder.in_flight < len(batches):  # keep the decoders busy
+                        nxt = batches[k + decoder.in_flight]
+                        ahead.append(decoder.submit([files[where[d][0]] for d in nxt]))
+                    if cams is None:
+                        feats = embedder.embed_prepared(prepared)
+                    else:
+                        feats = embedder.embed_prepared(
+                            prepared, [cams[where[d][0]] for d in batch]
+                        )
+                    for digest, vec in zip(batch, feats, strict=True):
+                        out[where[digest]] = vec
+                    if writer is not None:
+                        writer.add(dict(zip(batch, feats, strict=True)))
+                    bar.advance(sum(len(where[d]) for d in batch))
+            finally:
+                try:  # whatever was computed is stored, even when the run stops here
+                    if writer is not None:
+                        writer.close()
+                finally:
+                    decoder.close()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return out

@@ -36,14 +36,16 @@ def default_cache_dir() -> Path:
 
 
 class FeatureCache:
-    """Feature rows by (fingerprint, content hash). Use from one thread per instance."""
+    """Feature rows by (fingerprint, content hash). Use from one thread at a time."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.dir = Path(directory).expanduser()
         self.path = self.dir / "features.sqlite"
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=60.0)
+            # One thread at a time, but not always the opening one: extraction hands the
+            # connection to its cache-writer thread while the model runs.
+            self._db = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(

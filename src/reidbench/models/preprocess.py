@@ -61,7 +61,10 @@ class Preprocess:
         the HWC-ordered float copy; with `channels_last` that memory order is kept (no
         transpose copy), which is also what the oneDNN convolutions prefer on CPU.
         """
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to(device, non_blocking=True)
+        x = torch.from_numpy(np.ascontiguousarray(batch))
+        if device.type == "cuda":
+            x = x.pin_memory()  # page-locked, so the copy below really runs asynchronously
+        x = x.to(device, non_blocking=True)
         scale = torch.tensor([1.0 / (255.0 * s) for s in self.std], device=device)
         offset = torch.tensor([m / s for m, s in zip(self.mean, self.std, strict=True)])
         x = x.permute(0, 3, 1, 2).float()  # keeps the NHWC memory order

@@ -53,7 +53,16 @@ def make_provider(system: ResolvedSystem, api_key: str) -> Provider:
             base_url=system.base_url, api_key=api_key, model=system.model, timeout_s=timeout
         )
     if system.client == "hf":
+        from reidbench.engine.context import current_engine
         from reidbench.judges.providers.hf import HFProvider
 
-        return HFProvider(model=system.model, options=dict(system.config.extra))
+        options = dict(system.config.extra)
+        if current_engine() is not None:  # one model per Ray actor, one actor per GPU
+            import functools
+
+            from reidbench.engine.ray_judges import RayProviderPool
+
+            factory = functools.partial(HFProvider, model=system.model, options=options)
+            return RayProviderPool(factory, name=system.model)
+        return HFProvider(model=system.model, options=options)
     raise ValueError(f"unknown client {system.client!r}")
