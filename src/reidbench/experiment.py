@@ -31,6 +31,7 @@ from reidbench.datasets import Dataset
 from reidbench.errors import UserError
 from reidbench.files import write_json_atomic
 from reidbench.progress import Log, ProgressFactory, no_log
+from reidbench.rundir_lock import locks_run_dir
 from reidbench.tables import SCORES_SCHEMA, read_meta, read_table, write_table
 
 
@@ -39,6 +40,8 @@ class RunPaths:
     """Where each file of a run directory lives (see docs/run-directory.md)."""
 
     out: Path
+    shared_responses: Path | None = None  # `[cache] responses`: one cache for several runs
+    claim_lease_s: float | None = None  # `[cache] claim_lease_s` (None: the default lease)
 
     @property
     def manifest(self) -> Path:
@@ -69,7 +72,7 @@ class RunPaths:
 
     @property
     def response_cache(self) -> Path:
-        return self.cache_dir / "responses.sqlite"
+        return self.shared_responses or self.cache_dir / "responses.sqlite"
 
     @property
     def feature_cache(self) -> Path:
@@ -84,6 +87,7 @@ def _settings_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+@locks_run_dir("out")  # one writer per run directory (docs/run-directory.md)
 def run_experiment(
     cfg: ExperimentConfig,
     out: Path,
@@ -96,7 +100,7 @@ def run_experiment(
     """Run (or resume) an experiment into `out`; returns the run's paths."""
     environ = os.environ if environ is None else environ
     make_progress: ProgressFactory = progress or (lambda _unit: None)
-    paths = RunPaths(Path(out))
+    paths = RunPaths(Path(out), cfg.cache.responses, cfg.cache.claim_lease_s)
     if cfg.fusion is not None or cfg.cascade is not None:
         from reidbench.config import check_fusion_references
 
@@ -335,6 +339,7 @@ def _score_with_judge(system: LVLMSystemConfig, dataset, pairs, paths, make_prog
         cache_path=paths.response_cache,
         progress=make_progress("call"),
         environ=environ,
+        claim_lease_s=paths.claim_lease_s,
     )
     return table.cast(SCORES_SCHEMA), _settings_hash(system_manifest(system))
 
@@ -380,6 +385,7 @@ def _ensure_live_cascade(cfg, dataset, pairs, paths, make_progress, log, environ
         cache_path=paths.response_cache,
         progress=make_progress("call"),
         environ=environ,
+        claim_lease_s=paths.claim_lease_s,
     ).cast(SCORES_SCHEMA)
     meta = {"settings": settings, "pairs_hash": _pairs_hash(pairs), "fingerprint": fingerprint}
     write_table(target, table, meta)

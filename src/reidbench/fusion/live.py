@@ -134,6 +134,7 @@ def ask_live(
     progress: Progress | None = None,
     environ: Mapping[str, str] = os.environ,
     chunk: int | None = None,
+    claim_lease_s: float | None = None,
 ) -> pa.Table:
     """The LVLM's rows for the pairs the plan sends (pairs a budget stopped are left out)."""
     from reidbench.judges import judge_pairs
@@ -141,7 +142,13 @@ def ask_live(
     sub = pairs.take(pa.array(plan.candidates, pa.int64()))
     if plan.budget_usd is None:
         table = judge_pairs(
-            system, sub, root, cache_path=cache_path, progress=progress, environ=environ
+            system,
+            sub,
+            root,
+            cache_path=cache_path,
+            progress=progress,
+            environ=environ,
+            claim_lease_s=claim_lease_s,
         )
         return _drop_unsent(table)
     # judge_pairs counts the answers already in the response cache (with their original
@@ -166,6 +173,7 @@ def ask_live(
                 cache_path=cache_path,
                 progress=bar,
                 environ=environ,
+                claim_lease_s=claim_lease_s,
             )
             spent += _spent(table)
             calls += _calls(table)

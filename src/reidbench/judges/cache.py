@@ -7,6 +7,9 @@ question. Only answers (`ok`, `refusal`, `safety_block`) are stored; errors
 never are. Each `put` is its own transaction: with `journal_mode=WAL` and
 `synchronous=NORMAL` a committed row survives the process being killed
 (SIGKILL); only an OS crash or power loss can lose the last commits.
+
+The cache also holds in-flight claims (key, owner, lease expiry), so several
+writers on one file ask each request once: see `judges/claims.py`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ from reidbench.errors import UserError
 from reidbench.judges.result import CACHEABLE, JudgeResult
 
 SCHEMA_VERSION = "1"
+DEFAULT_CLAIM_LEASE_S = 30.0  # a dead writer's claims lapse (and are taken over) after this
 _CHUNK = 500  # keys per SELECT ... IN (...), under SQLite's variable limit
 
 _DDL = """
@@ -48,6 +53,15 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 CREATE TABLE IF NOT EXISTS sent_images (derivation TEXT PRIMARY KEY, shas TEXT NOT NULL);
 """
+# A request being asked right now: `owner` renews `expires` (unix seconds) while its call lives.
+_CLAIMS_DDL = """
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS claims_owner ON claims (owner);
+"""
 
 
 def canonical_hash(obj: Any) -> str:
@@ -59,8 +73,9 @@ def canonical_hash(obj: Any) -> str:
 class ResponseCache:
     """One connection, used from one thread (the runner's event loop)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, claim_lease_s: float = DEFAULT_CLAIM_LEASE_S) -> None:
         self.path = Path(path)
+        self.claim_lease_s = claim_lease_s  # this writer's claim leases (judges/claims.py)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # Autocommit mode: every statement outside an explicit transaction commits at once.
@@ -69,6 +84,7 @@ class ResponseCache:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.executescript(_DDL)
+            self._db.executescript(_CLAIMS_DDL)
             row = self._db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
             if row is None:
                 self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
@@ -182,6 +198,72 @@ class ResponseCache:
             for d, shas in rows:
                 found[d] = json.loads(shas)
         return found
+
+    # -- in-flight claims (see judges/claims.py) -----------------------------------------
+
+    def claim(self, key: str, owner: str, lease_s: float, now: float | None = None) -> Claim:
+        """Claim `key` for `owner` until `now + lease_s`, unless it is answered or held.
+
+        A live claim (even `owner`'s own) is left alone; a lapsed one is taken over.
+        Reads first, so a writer polling a busy key never takes the write lock.
+        """
+        now = time.time() if now is None else now
+        found = self._claim_state(key, now)
+        if found is not None:
+            return found
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            found = self._claim_state(key, now)  # re-checked under the write lock
+            if found is None:
+                row = self._db.execute("SELECT owner FROM claims WHERE key=?", (key,)).fetchone()
+                self._db.execute(
+                    "INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", (key, owner, now + lease_s)
+                )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        if found is not None:
+            return found
+        return Claim("claimed", took_over=row[0] if row else None)
+
+    def _claim_state(self, key: str, now: float) -> Claim | None:
+        """`answered` or `busy` for `key`, or None when it may be claimed."""
+        row = self._db.execute("SELECT result FROM responses WHERE key=?", (key,)).fetchone()
+        if row is not None:
+            return Claim("answered", answer=_loaded(row[0]))
+        held = self._db.execute("SELECT owner, expires FROM claims WHERE key=?", (key,)).fetchone()
+        if held is not None and held[1] > now:
+            return Claim("busy", holder=held[0])
+        return None
+
+    def renew(self, owner: str, lease_s: float, now: float | None = None) -> int:
+        """Extend every claim `owner` holds to `now + lease_s`; returns how many it holds."""
+        now = time.time() if now is None else now
+        cur = self._db.execute("UPDATE claims SET expires=? WHERE owner=?", (now + lease_s, owner))
+        return cur.rowcount
+
+    def release(self, key: str, owner: str) -> None:
+        """Drop `owner`'s claim on `key` (answered, or given up: others may ask it now)."""
+        self._db.execute("DELETE FROM claims WHERE key=? AND owner=?", (key, owner))
+
+    def release_all(self, owner: str) -> None:
+        self._db.execute("DELETE FROM claims WHERE owner=?", (owner,))
+
+    def claims(self) -> dict[str, tuple[str, float]]:
+        """Every claim in the file: key -> (owner, expiry in unix seconds)."""
+        rows = self._db.execute("SELECT key, owner, expires FROM claims")
+        return {key: (owner, expires) for key, owner, expires in rows}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What `ResponseCache.claim` found: `claimed` (ask it), `answered` or `busy` (wait)."""
+
+    state: str
+    answer: JudgeResult | None = None  # the stored answer, when `answered`
+    holder: str | None = None  # the live claim's owner, when `busy`
+    took_over: str | None = None  # the owner whose lapsed claim was taken, when `claimed`
 
 
 def _loaded(text: str) -> JudgeResult:

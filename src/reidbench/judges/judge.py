@@ -19,6 +19,7 @@ import pyarrow as pa
 from reidbench.config import LVLMSystemConfig
 from reidbench.errors import UserError
 from reidbench.judges.cache import ResponseCache
+from reidbench.judges.claims import DEFAULT_LEASE_S
 from reidbench.judges.presets import NO_KEY
 from reidbench.judges.providers import make_provider
 from reidbench.judges.result import JudgeResult
@@ -108,11 +109,13 @@ async def ajudge_pairs(
     cache_path: Path,
     progress: Progress | None = None,
     environ: Mapping[str, str] = os.environ,
+    claim_lease_s: float | None = None,
 ) -> pa.Table:
     """`judge_pairs` for callers already inside an event loop."""
     resolved = resolve_system(system)
     root = Path(root)
-    with ResponseCache(cache_path) as cache:
+    lease = DEFAULT_LEASE_S if claim_lease_s is None else claim_lease_s
+    with ResponseCache(cache_path, claim_lease_s=lease) as cache:
         jobs = plan_jobs(resolved, pairs, root, cache)
         hits = cache.get_many(j.key for j in jobs if j.key is not None)
         results: dict[int, JudgeResult] = {}
@@ -168,6 +171,7 @@ def judge_pairs(
     cache_path: Path,
     progress: Progress | None = None,
     environ: Mapping[str, str] = os.environ,
+    claim_lease_s: float | None = None,
 ) -> pa.Table:
     """Judge every pair (x order x repeat) with one LVLM system; rows follow `SCORES_SCHEMA`.
 
@@ -175,7 +179,17 @@ def judge_pairs(
     is committed to the cache at `cache_path` as it arrives, so a killed run
     loses only the calls in flight, and a re-run asks only what has no answer.
     Requests not sent because a budget cap was reached get `budget_exceeded`.
+    Several writers may share `cache_path`: each request is claimed before it is
+    asked, with leases of `claim_lease_s` (docs/judges.md), so none is paid twice.
     """
     return asyncio.run(
-        ajudge_pairs(system, pairs, root, cache_path=cache_path, progress=progress, environ=environ)
+        ajudge_pairs(
+            system,
+            pairs,
+            root,
+            cache_path=cache_path,
+            progress=progress,
+            environ=environ,
+            claim_lease_s=claim_lease_s,
+        )
     )
