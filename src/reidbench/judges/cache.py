@@ -148,6 +148,7 @@ class ResponseCache:
         stored["attempts"] = result.attempts
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            self._db.execute("DELETE FROM claims WHERE key=?", (key,))  # answered: claim done
             if derivations:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO sent_images VALUES (?, ?)",
@@ -205,37 +206,30 @@ class ResponseCache:
         """Claim `key` for `owner` until `now + lease_s`, unless it is answered or held.
 
         A live claim (even `owner`'s own) is left alone; a lapsed one is taken over.
-        Reads first, so a writer polling a busy key never takes the write lock.
+        One read, then one single-statement write transaction (an upsert that re-checks
+        both conditions atomically), so a writer polling a busy key never writes.
         """
         now = time.time() if now is None else now
-        found = self._claim_state(key, now)
-        if found is not None:
-            return found
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            found = self._claim_state(key, now)  # re-checked under the write lock
-            if found is None:
-                row = self._db.execute("SELECT owner FROM claims WHERE key=?", (key,)).fetchone()
-                self._db.execute(
-                    "INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", (key, owner, now + lease_s)
-                )
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-        if found is not None:
-            return found
-        return Claim("claimed", took_over=row[0] if row else None)
-
-    def _claim_state(self, key: str, now: float) -> Claim | None:
-        """`answered` or `busy` for `key`, or None when it may be claimed."""
-        row = self._db.execute("SELECT result FROM responses WHERE key=?", (key,)).fetchone()
-        if row is not None:
-            return Claim("answered", answer=_loaded(row[0]))
-        held = self._db.execute("SELECT owner, expires FROM claims WHERE key=?", (key,)).fetchone()
-        if held is not None and held[1] > now:
-            return Claim("busy", holder=held[0])
-        return None
+        answered, holder, expires = self._db.execute(
+            "SELECT (SELECT result FROM responses WHERE key = ?1),"
+            " (SELECT owner FROM claims WHERE key = ?1),"
+            " (SELECT expires FROM claims WHERE key = ?1)",
+            (key,),
+        ).fetchone()
+        if answered is not None:
+            return Claim("answered", answer=_loaded(answered))
+        if holder is not None and expires > now:
+            return Claim("busy", holder=holder)
+        cur = self._db.execute(
+            "INSERT INTO claims (key, owner, expires)"
+            " SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM responses WHERE key = ?1)"
+            " ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires"
+            " WHERE claims.expires <= ?4",
+            (key, owner, now + lease_s, now),
+        )
+        if cur.rowcount != 1:  # answered or claimed since the read: look again
+            return self.claim(key, owner, lease_s, now)
+        return Claim("claimed", took_over=holder if holder != owner else None)
 
     def renew(self, owner: str, lease_s: float, now: float | None = None) -> int:
         """Extend every claim `owner` holds to `now + lease_s`; returns how many it holds."""

@@ -26,7 +26,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from reidbench.judges.cache import DEFAULT_CLAIM_LEASE_S, ResponseCache
-from reidbench.judges.result import JudgeResult
+from reidbench.judges.result import CACHEABLE, JudgeResult
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,17 @@ class Claims:
                 got.took_over,
             )
         self.held.add(key)
+        result: JudgeResult | None = None
         try:
-            # An answer is stored inside `call`, before the claim goes: a waiter never finds
-            # neither. An error is not stored: once released, a waiter asks for itself.
-            return await call()
+            result = await call()
+            return result
         finally:
             self.held.discard(key)
-            self.cache.release(key, self.owner)
+            # `call` stores an answer with `ResponseCache.put`, which drops the claim in the
+            # same transaction (a waiter never finds neither). An error is not stored: the
+            # claim is released, and a waiter asks for itself.
+            if result is None or result.status not in CACHEABLE:
+                self.cache.release(key, self.owner)
 
     @contextlib.asynccontextmanager
     async def renewing(self) -> AsyncIterator[Claims]:
