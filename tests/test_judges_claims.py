@@ -251,3 +251,28 @@ def test_two_judges_sharing_a_cache_pay_once_per_request(tmp_path: Path) -> None
     assert scores[0] == scores[1]
     with ResponseCache(cache) as c:
         assert c.count() == n and c.claims() == {}
+
+
+def test_writers_creating_one_new_cache_at_once_all_open_it(tmp_path: Path) -> None:
+    """Two runs sharing a cache may create it at the same moment (WAL switch, schema row)."""
+    errors: list[str] = []
+    for rep in range(10):
+        path = tmp_path / f"c{rep}.sqlite"
+        barrier = threading.Barrier(6)
+
+        def open_it(path: Path = path, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                with ResponseCache(path) as cache:
+                    cache.claim("k", f"owner-{threading.get_ident()}", lease_s=5)
+            except Exception as exc:
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with ResponseCache(path) as cache:
+            assert len(cache.claims()) == 1  # exactly one of the six claimed it
+    assert errors == []

@@ -53,8 +53,17 @@ def holder_record() -> dict[str, Any]:
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+        "command": _command(),
     }
+
+
+def _command() -> str:
+    if not sys.argv:
+        return ""
+    name = Path(sys.argv[0]).name
+    if name in ("__main__.py", "reidbench"):  # `python -m reidbench` or the console script
+        name = "reidbench"
+    return " ".join([name, *sys.argv[1:]])
 
 
 def read_holder(run_dir: Path) -> dict[str, Any] | None:

@@ -80,14 +80,17 @@ class ResponseCache:
         try:
             # Autocommit mode: every statement outside an explicit transaction commits at once.
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _wal(self._db)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.executescript(_DDL)
             self._db.executescript(_CLAIMS_DDL)
             row = self._db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
             if row is None:
-                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                # OR IGNORE: another writer may be creating the same file right now.
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
+                )
             elif row[0] != SCHEMA_VERSION:
                 raise UserError(
                     f"{self.path}: response cache schema {row[0]} is not {SCHEMA_VERSION}; "
@@ -258,6 +261,24 @@ class Claim:
     answer: JudgeResult | None = None  # the stored answer, when `answered`
     holder: str | None = None  # the live claim's owner, when `busy`
     took_over: str | None = None  # the owner whose lapsed claim was taken, when `claimed`
+
+
+def _wal(db: sqlite3.Connection, wait_s: float = 30.0) -> None:
+    """Switch to WAL, waiting out other writers creating the same file at the same moment.
+
+    Changing the journal mode needs an exclusive lock, and SQLite may answer SQLITE_BUSY
+    at once instead of calling the busy handler, so two processes opening a new
+    cache together would otherwise fail. Hand-written: a short poll is all it takes.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _loaded(text: str) -> JudgeResult:
