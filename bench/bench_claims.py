@@ -52,8 +52,10 @@ def claims_bypassed() -> Iterator[None]:
         Claims.ask_once, Claims.renewing = ask_once, renewing  # type: ignore[method-assign]
 
 
-def one_run(port: int, root: Path, pairs, cache: Path, claims: bool) -> dict[str, float]:
-    cfg = system(port, concurrency=32, rpm=9600, timeout_s=30)
+def one_run(
+    port: int, root: Path, pairs, cache: Path, claims: bool, concurrency: int = 32
+) -> dict[str, float]:
+    cfg = system(port, concurrency=concurrency, rpm=9600, timeout_s=30)
     env = {"BENCH_KEY": KEY}
     guard = contextlib.nullcontext() if claims else claims_bypassed()
     with guard:
@@ -120,6 +122,9 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=1600)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument(
+        "--concurrency", type=int, default=32, help="32: CPU-bound here; 8: latency-bound"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -141,7 +146,7 @@ def main() -> None:
                 for claims in order:
                     pairs = make_pairs(names, args.pairs, seed=10 + len(runs))
                     cache = tmp_path / f"run{len(runs)}.sqlite"
-                    runs.append(one_run(srv.port, root, pairs, cache, claims))
+                    runs.append(one_run(srv.port, root, pairs, cache, claims, args.concurrency))
                     print(json.dumps(runs[-1]), flush=True)
             # Two writers on one cache, same pairs, started together.
             pairs = make_pairs(names, args.pairs // 2, seed=99)
@@ -168,9 +173,13 @@ def main() -> None:
             srv.close()
     with_c = [x["calls_per_s"] for x in runs if x["claims"]]
     without = [x["calls_per_s"] for x in runs if not x["claims"]]
+    # Paired by round (the two runs of a round are back to back): load drifts less within one.
+    paired = [w / wo for w, wo in zip(with_c, without, strict=True)]
     summary = {
         "pairs": args.pairs,
         "rounds": args.rounds,
+        "concurrency": args.concurrency,
+        "median_paired_ratio": round(statistics.median(paired), 3),
         "with_claims_calls_per_s": with_c,
         "without_claims_calls_per_s": without,
         "median_with": statistics.median(with_c),
