@@ -121,7 +121,7 @@ def _acquire(path: Path, log: Log) -> FileLock:
         lock.acquire(timeout=0)
     except Timeout:
         raise UserError(_refusal(path)) from None
-    except OSError as exc:  # e.g. a filesystem that supports no locks at all
+    except (OSError, NotImplementedError) as exc:  # a file system with no locks at all
         raise UserError(
             f"{path / LOCK_NAME}: cannot lock the run directory ({exc}); "
             "put the run directory on a local disk"
