@@ -23,6 +23,7 @@ import logging
 import os
 import secrets
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from reidbench.judges.cache import DEFAULT_CLAIM_LEASE_S, ResponseCache
@@ -96,8 +97,12 @@ class Claims:
         async def renew() -> None:
             while True:
                 await asyncio.sleep(self.lease_s / _RENEWALS_PER_LEASE)
-                if self.held:
+                if not self.held:
+                    continue
+                try:
                     self.cache.renew(self.owner, self.lease_s)
+                except sqlite3.Error as exc:  # try again next time; the lease has slack
+                    log.warning("could not renew claims in %s: %s", self.cache.path, exc)
 
         task = asyncio.create_task(renew())
         try:
