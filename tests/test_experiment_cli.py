@@ -209,7 +209,9 @@ def _answers(cache: Path) -> int:
 
 def test_sigkilled_run_resumes_without_paying_twice(data, tmp_path) -> None:
     with FakeLLMServer(require_key=KEY, latency_s=0.15) as srv:
-        cfg = write_config(tmp_path / "exp.toml", data, lvlm_block(srv, concurrency=2))
+        # Short leases: the resume waits for the killed run's in-flight claims to lapse.
+        block = lvlm_block(srv, concurrency=2) + "\n[cache]\nclaim_lease_s = 1.0\n"
+        cfg = write_config(tmp_path / "exp.toml", data, block)
         out = tmp_path / "run"
         env = {**os.environ, "REIDBENCH_TEST_KEY": KEY}
         cmd = [sys.executable, "-m", "reidbench", "run", str(cfg), "--out", str(out)]

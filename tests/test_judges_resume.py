@@ -37,7 +37,8 @@ CHILD = textwrap.dedent(
 
     cfg, pairs, root, cache = sys.argv[1:5]
     system = LVLMSystemConfig.model_validate(json.loads(Path(cfg).read_text()))
-    judge_pairs(system, read_table(pairs), Path(root), cache_path=Path(cache))
+    # Short leases: the resume below waits for the killed child's claims to lapse.
+    judge_pairs(system, read_table(pairs), Path(root), cache_path=Path(cache), claim_lease_s=1.0)
     print("finished")
     """
 )

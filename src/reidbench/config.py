@@ -143,6 +143,18 @@ class EngineConfig(_Strict):
     address: str | None = None  # Ray: "auto", "ray://HOST:10001"; unset starts a local instance
 
 
+class CacheConfig(_Strict):
+    """`[cache]`: where LVLM answers are kept and how concurrent writers share them.
+
+    Several run directories may name one `responses` file: each request is
+    claimed before it is asked, so none is paid twice (docs/judges.md).
+    """
+
+    responses: Path | None = None  # default: RUN/cache/responses.sqlite
+    # A dead writer's claims lapse after this (= judges.cache.DEFAULT_CLAIM_LEASE_S).
+    claim_lease_s: float = Field(30.0, gt=0)
+
+
 class ExperimentConfig(_Strict):
     name: str | None = None
     dataset: DatasetConfig
@@ -154,6 +166,7 @@ class ExperimentConfig(_Strict):
     fusion: FusionConfig | None = None
     cascade: CascadeConfig | None = None
     engine: EngineConfig = EngineConfig()
+    cache: CacheConfig = CacheConfig()
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from reidbench.config import (
 )
 from reidbench.experiment import RunPaths, run_experiment
 from reidbench.progress import Log, ProgressFactory, no_log
+from reidbench.rundir_lock import locks_run_dir
 
 # One active, priced LVLM per provider (the study's models' successors where they have a
 # price), added when its key is in the environment; `reidbench presets` lists the others.
@@ -89,6 +90,7 @@ def configured_lvlms(environ: Mapping[str, str]) -> list[str]:
     return [preset for env, preset in AUTO_LVLM_PRESETS.items() if environ.get(env)]
 
 
+@locks_run_dir("out")  # held from the synthetic data to the report's inputs
 def run_demo(
     out: Path,
     *,

@@ -33,6 +33,7 @@ from reidbench.engine import session as engine_session
 from reidbench.errors import UserError
 from reidbench.files import write_json_atomic
 from reidbench.progress import Log, ProgressFactory, no_log
+from reidbench.rundir_lock import locks_run_dir
 from reidbench.tables import SCORES_SCHEMA, read_meta, read_table, write_table
 
 
@@ -43,6 +44,8 @@ class RunPaths:
     out: Path
     # Why a system was stopped by its circuit breaker (judges/breaker.py): exit code 3.
     stopped: list[str] = field(default_factory=list)
+    shared_responses: Path | None = None  # `[cache] responses`: one cache for several runs
+    claim_lease_s: float | None = None  # `[cache] claim_lease_s` (None: the default lease)
 
     @property
     def manifest(self) -> Path:
@@ -73,7 +76,7 @@ class RunPaths:
 
     @property
     def response_cache(self) -> Path:
-        return self.cache_dir / "responses.sqlite"
+        return self.shared_responses or self.cache_dir / "responses.sqlite"
 
     @property
     def feature_cache(self) -> Path:
@@ -88,6 +91,7 @@ def _settings_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+@locks_run_dir("out")  # one writer per run directory (docs/run-directory.md)
 def run_experiment(
     cfg: ExperimentConfig,
     out: Path,
@@ -119,7 +123,9 @@ def run_experiment(
             )
     environ = os.environ if environ is None else environ
     make_progress: ProgressFactory = progress or (lambda _unit: None)
-    paths = RunPaths(Path(out))
+    paths = RunPaths(
+        Path(out), shared_responses=cfg.cache.responses, claim_lease_s=cfg.cache.claim_lease_s
+    )
     if cfg.fusion is not None or cfg.cascade is not None:
         from reidbench.config import check_fusion_references
 
@@ -412,6 +418,7 @@ def _score_with_judge(system: LVLMSystemConfig, dataset, pairs, paths, make_prog
         progress=make_progress("call"),
         environ=environ,
         stopped=paths.stopped,
+        claim_lease_s=paths.claim_lease_s,
     )
     # cast() drops schema metadata: keep the served-version summary judge_pairs put there
     table = table.cast(SCORES_SCHEMA).replace_schema_metadata(table.schema.metadata)
@@ -460,6 +467,7 @@ def _ensure_live_cascade(cfg, dataset, pairs, paths, make_progress, log, environ
         progress=make_progress("call"),
         environ=environ,
         stopped=paths.stopped,
+        claim_lease_s=paths.claim_lease_s,
     ).cast(SCORES_SCHEMA)
     meta = {"settings": settings, "pairs_hash": _pairs_hash(pairs), "fingerprint": fingerprint}
     write_table(target, table, meta)

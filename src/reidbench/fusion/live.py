@@ -135,6 +135,7 @@ def ask_live(
     environ: Mapping[str, str] = os.environ,
     chunk: int | None = None,
     stopped: list[str] | None = None,
+    claim_lease_s: float | None = None,
 ) -> pa.Table:
     """The LVLM's rows for the pairs the plan sends (pairs a budget stopped are left out)."""
     from reidbench.judges import judge_pairs
@@ -149,6 +150,7 @@ def ask_live(
             progress=progress,
             environ=environ,
             stopped=stopped,
+            claim_lease_s=claim_lease_s,
         )
         return _drop_unsent(table)
     # judge_pairs counts the answers already in the response cache (with their original
@@ -175,6 +177,7 @@ def ask_live(
                 progress=bar,
                 environ=environ,
                 stopped=stops,
+                claim_lease_s=claim_lease_s,
             )
             spent += _spent(table)
             calls += _calls(table)

@@ -37,6 +37,7 @@ from reidbench.fusion.rerank import (
     top_k_lists,
 )
 from reidbench.progress import Log, ProgressFactory, no_log
+from reidbench.rundir_lock import locks_run_dir
 from reidbench.tables import PAIRS_SCHEMA, SCORES_SCHEMA, write_table
 
 FORMAT = "reidbench.rerank/1"
@@ -112,6 +113,7 @@ def _lvlm_accounting(table: pa.Table) -> dict[str, Any]:
     }
 
 
+@locks_run_dir("out")  # the output folder may be a run directory: one writer at a time
 def run_rerank(
     cfg: RerankConfig,
     out: str | Path,

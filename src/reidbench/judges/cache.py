@@ -7,6 +7,9 @@ question. Only answers (`ok`, `refusal`, `safety_block`) are stored; errors
 never are. Each `put` is its own transaction: with `journal_mode=WAL` and
 `synchronous=NORMAL` a committed row survives the process being killed
 (SIGKILL); only an OS crash or power loss can lose the last commits.
+
+The cache also holds in-flight claims (key, owner, lease expiry), so several
+writers on one file ask each request once: see `judges/claims.py`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ from reidbench.errors import UserError
 from reidbench.judges.result import CACHEABLE, JudgeResult
 
 SCHEMA_VERSION = "1"
+DEFAULT_CLAIM_LEASE_S = 30.0  # a dead writer's claims lapse (and are taken over) after this
 _CHUNK = 500  # keys per SELECT ... IN (...), under SQLite's variable limit
 
 _DDL = """
@@ -48,6 +53,16 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 CREATE TABLE IF NOT EXISTS sent_images (derivation TEXT PRIMARY KEY, shas TEXT NOT NULL);
 """
+# A request being asked right now: `owner` renews `expires` (unix seconds) while its call lives.
+# One clustered b-tree and no index on owner (the table holds only the calls in flight, so
+# renewals may scan it): each claim and its drop touch one b-tree, which halves their cost.
+_CLAIMS_DDL = """
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
+) WITHOUT ROWID;
+"""
 
 
 def canonical_hash(obj: Any) -> str:
@@ -59,19 +74,24 @@ def canonical_hash(obj: Any) -> str:
 class ResponseCache:
     """One connection, used from one thread (the runner's event loop)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, claim_lease_s: float = DEFAULT_CLAIM_LEASE_S) -> None:
         self.path = Path(path)
+        self.claim_lease_s = claim_lease_s  # this writer's claim leases (judges/claims.py)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # Autocommit mode: every statement outside an explicit transaction commits at once.
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _wal(self._db)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.executescript(_DDL)
+            self._db.executescript(_CLAIMS_DDL)
             row = self._db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
             if row is None:
-                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                # OR IGNORE: another writer may be creating the same file right now.
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
+                )
             elif row[0] != SCHEMA_VERSION:
                 raise UserError(
                     f"{self.path}: response cache schema {row[0]} is not {SCHEMA_VERSION}; "
@@ -132,6 +152,7 @@ class ResponseCache:
         stored["attempts"] = result.attempts
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            self._db.execute("DELETE FROM claims WHERE key=?", (key,))  # answered: claim done
             if derivations:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO sent_images VALUES (?, ?)",
@@ -182,6 +203,83 @@ class ResponseCache:
             for d, shas in rows:
                 found[d] = json.loads(shas)
         return found
+
+    # -- in-flight claims (see judges/claims.py) -----------------------------------------
+
+    def claim(self, key: str, owner: str, lease_s: float, now: float | None = None) -> Claim:
+        """Claim `key` for `owner` until `now + lease_s`, unless it is answered or held.
+
+        A live claim (even `owner`'s own) is left alone; a lapsed one is taken over.
+        One read, then one single-statement write transaction (an upsert that re-checks
+        both conditions atomically), so a writer polling a busy key never writes.
+        """
+        now = time.time() if now is None else now
+        answered, holder, expires = self._db.execute(
+            "SELECT (SELECT result FROM responses WHERE key = ?1),"
+            " (SELECT owner FROM claims WHERE key = ?1),"
+            " (SELECT expires FROM claims WHERE key = ?1)",
+            (key,),
+        ).fetchone()
+        if answered is not None:
+            return Claim("answered", answer=_loaded(answered))
+        if holder is not None and expires > now:
+            return Claim("busy", holder=holder)
+        cur = self._db.execute(
+            "INSERT INTO claims (key, owner, expires)"
+            " SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM responses WHERE key = ?1)"
+            " ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires"
+            " WHERE claims.expires <= ?4",
+            (key, owner, now + lease_s, now),
+        )
+        if cur.rowcount != 1:  # answered or claimed since the read: look again
+            return self.claim(key, owner, lease_s, now)
+        return Claim("claimed", took_over=holder if holder != owner else None)
+
+    def renew(self, owner: str, lease_s: float, now: float | None = None) -> int:
+        """Extend every claim `owner` holds to `now + lease_s`; returns how many it holds."""
+        now = time.time() if now is None else now
+        cur = self._db.execute("UPDATE claims SET expires=? WHERE owner=?", (now + lease_s, owner))
+        return cur.rowcount
+
+    def release(self, key: str, owner: str) -> None:
+        """Drop `owner`'s claim on `key` (answered, or given up: others may ask it now)."""
+        self._db.execute("DELETE FROM claims WHERE key=? AND owner=?", (key, owner))
+
+    def release_all(self, owner: str) -> None:
+        self._db.execute("DELETE FROM claims WHERE owner=?", (owner,))
+
+    def claims(self) -> dict[str, tuple[str, float]]:
+        """Every claim in the file: key -> (owner, expiry in unix seconds)."""
+        rows = self._db.execute("SELECT key, owner, expires FROM claims")
+        return {key: (owner, expires) for key, owner, expires in rows}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What `ResponseCache.claim` found: `claimed` (ask it), `answered` or `busy` (wait)."""
+
+    state: str
+    answer: JudgeResult | None = None  # the stored answer, when `answered`
+    holder: str | None = None  # the live claim's owner, when `busy`
+    took_over: str | None = None  # the owner whose lapsed claim was taken, when `claimed`
+
+
+def _wal(db: sqlite3.Connection, wait_s: float = 30.0) -> None:
+    """Switch to WAL, waiting out other writers creating the same file at the same moment.
+
+    Changing the journal mode needs an exclusive lock, and SQLite may answer SQLITE_BUSY
+    at once instead of calling the busy handler, so two processes opening a new
+    cache together would otherwise fail. Hand-written: a short poll is all it takes.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _loaded(text: str) -> JudgeResult:

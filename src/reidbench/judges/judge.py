@@ -20,6 +20,7 @@ from reidbench.config import LVLMSystemConfig
 from reidbench.errors import UserError
 from reidbench.judges import served
 from reidbench.judges.cache import ResponseCache
+from reidbench.judges.claims import DEFAULT_LEASE_S
 from reidbench.judges.presets import NO_KEY
 from reidbench.judges.providers import make_provider
 from reidbench.judges.result import JudgeResult
@@ -111,11 +112,13 @@ async def ajudge_pairs(
     progress: Progress | None = None,
     environ: Mapping[str, str] = os.environ,
     stopped: list[str] | None = None,
+    claim_lease_s: float | None = None,
 ) -> pa.Table:
     """`judge_pairs` for callers already inside an event loop."""
     resolved = resolve_system(system)
     root = Path(root)
-    with ResponseCache(cache_path) as cache:
+    lease = DEFAULT_LEASE_S if claim_lease_s is None else claim_lease_s
+    with ResponseCache(cache_path, claim_lease_s=lease) as cache:
         jobs = plan_jobs(resolved, pairs, root, cache)
         hits = cache.get_many(j.key for j in jobs if j.key is not None)
         results: dict[int, JudgeResult] = {}
@@ -174,6 +177,7 @@ def judge_pairs(
     progress: Progress | None = None,
     environ: Mapping[str, str] = os.environ,
     stopped: list[str] | None = None,
+    claim_lease_s: float | None = None,
 ) -> pa.Table:
     """Judge every pair (x order x repeat) with one LVLM system; rows follow `SCORES_SCHEMA`.
 
@@ -183,6 +187,8 @@ def judge_pairs(
     Requests not sent because a budget cap was reached get `budget_exceeded`. When the
     circuit breaker stops the system (judges/breaker.py), its reason is appended to
     `stopped` and the requests not sent get `api_error` (asked again by the next run).
+    Several writers may share `cache_path`: each request is claimed before it is
+    asked, with leases of `claim_lease_s` (docs/judges.md), so none is paid twice.
     """
     return asyncio.run(
         ajudge_pairs(
@@ -193,5 +199,6 @@ def judge_pairs(
             progress=progress,
             environ=environ,
             stopped=stopped,
+            claim_lease_s=claim_lease_s,
         )
     )

@@ -11,6 +11,7 @@ answer is parsed, priced and committed to the cache the moment it arrives.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import random
@@ -23,6 +24,7 @@ from typing import Any
 
 from reidbench.judges.breaker import Breaker, BreakerRules, safe_url
 from reidbench.judges.cache import ResponseCache, canonical_hash
+from reidbench.judges.claims import Claims
 from reidbench.judges.images import EncodedImage, EncodeMemo, ImageSpec, prepare
 from reidbench.judges.limits import Budget, RateLimiter
 from reidbench.judges.parse import parse_answer
@@ -144,6 +146,7 @@ class Runner:
         self.calls = 0  # requests sent in this run, retries included
         self.spent = 0.0  # USD of the answers received in this run
         self.results: dict[int, JudgeResult] = {}
+        self.claims = Claims(cache, cache.claim_lease_s)  # one caller per request across writers
         self._seen_tokens_in = 0
         self._memo = EncodeMemo()
         self._structured_schema = (
@@ -221,13 +224,17 @@ class Runner:
                 if isinstance(prepared, JudgeResult):
                     result = prepared
                 else:
-                    result = await self._ask(job, prepared)
+                    ask = functools.partial(self._ask, job, prepared)
+                    result = await self.claims.ask_once(prepared.key, ask)
                 self.results[job.index] = result
                 self.progress.advance(
                     1 + len(job.followers), calls=self.calls, cost=f"${self.spent:.4f}"
                 )
 
-        await asyncio.gather(*(preparer() for _ in range(n_prep)), *(worker() for _ in range(n)))
+        async with self.claims.renewing():
+            await asyncio.gather(
+                *(preparer() for _ in range(n_prep)), *(worker() for _ in range(n))
+            )
         return self.results
 
     def _not_asked(self, attempts: int) -> JudgeResult:
