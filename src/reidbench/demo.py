@@ -23,7 +23,7 @@ from reidbench.config import (
 )
 from reidbench.experiment import RunPaths, run_experiment
 from reidbench.progress import Log, ProgressFactory, no_log
-from reidbench.rundir_lock import locks_run_dir
+from reidbench.rundir_lock import hold_run_dir, refuse_if_held
 
 # One active, priced LVLM per provider (the study's models' successors where they have a
 # price), added when its key is in the environment; `reidbench presets` lists the others.
@@ -90,7 +90,6 @@ def configured_lvlms(environ: Mapping[str, str]) -> list[str]:
     return [preset for env, preset in AUTO_LVLM_PRESETS.items() if environ.get(env)]
 
 
-@locks_run_dir("out")  # held from the synthetic data to the report's inputs
 def run_demo(
     out: Path,
     *,
@@ -120,16 +119,24 @@ def run_demo(
         max_cost_usd=max_cost_usd,
     )
     # Keys, presets, weights and endpoints are checked before any image is synthesised.
+    refuse_if_held(out)
     experiment_preflight(cfg, out, environ, log=log, dataset=False)
-    if not (data_root / "reidbench-synthetic.json").is_file():
-        log(f"synthesising pedestrians into {data_root} (seed {DEMO_SEED})")
-        generate(
-            data_root,
-            train_ids=DEMO_TRAIN_IDS,
-            test_ids=DEMO_TEST_IDS,
-            seed=DEMO_SEED,
-            progress=progress("img") if progress else None,
+    with hold_run_dir(out, log=log):  # held from the synthetic data to the report's inputs
+        if not (data_root / "reidbench-synthetic.json").is_file():
+            log(f"synthesising pedestrians into {data_root} (seed {DEMO_SEED})")
+            generate(
+                data_root,
+                train_ids=DEMO_TRAIN_IDS,
+                test_ids=DEMO_TEST_IDS,
+                seed=DEMO_SEED,
+                progress=progress("img") if progress else None,
+            )
+        return run_experiment(
+            cfg,
+            out,
+            progress=progress,
+            log=log,
+            environ=environ,
+            write_outputs=False,
+            preflight=False,
         )
-    return run_experiment(
-        cfg, out, progress=progress, log=log, environ=environ, write_outputs=False, preflight=False
-    )

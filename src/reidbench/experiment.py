@@ -33,7 +33,7 @@ from reidbench.engine import session as engine_session
 from reidbench.errors import UserError
 from reidbench.files import write_json_atomic
 from reidbench.progress import Log, ProgressFactory, no_log
-from reidbench.rundir_lock import locks_run_dir
+from reidbench.rundir_lock import hold_run_dir, refuse_if_held
 from reidbench.tables import SCORES_SCHEMA, read_meta, read_table, write_table
 
 
@@ -91,7 +91,6 @@ def _settings_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-@locks_run_dir("out")  # one writer per run directory (docs/run-directory.md)
 def run_experiment(
     cfg: ExperimentConfig,
     out: Path,
@@ -130,12 +129,18 @@ def run_experiment(
         from reidbench.config import check_fusion_references
 
         check_fusion_references(cfg)  # before anything is paid for
+    refuse_if_held(paths.out)  # another live run here: say so before probing anything
     if preflight:
         from reidbench.preflight import experiment_preflight
 
         experiment_preflight(cfg, paths.out, environ, log=log)
-    paths.out.mkdir(parents=True, exist_ok=True)
+    # One writer per run directory (docs/run-directory.md), from the first file written:
+    # after the pre-flight, so a refused run leaves no folder behind.
+    with hold_run_dir(paths.out, log=log):
+        return _run(cfg, paths, make_progress, log, environ, write_outputs, relink)
 
+
+def _run(cfg, paths, make_progress, log, environ, write_outputs, relink) -> RunPaths:
     dataset = cfg.dataset.load()
     log(f"dataset: {dataset.name} at {dataset.root}{' (SYNTHETIC)' if dataset.synthetic else ''}")
     pairset = _ensure_pairs(cfg, dataset, paths, make_progress, log, relink=relink)

@@ -22,8 +22,8 @@ DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default MAX_IMAGE_PIXELS
 
 
 def max_pixels() -> int:
-    """The limit: $REIDBENCH_MAX_IMAGE_PIXELS, else the default. Also handed to Pillow, so its
-    own bomb check (at twice the limit) never fires before ours."""
+    """The limit: $REIDBENCH_MAX_IMAGE_PIXELS, else the default. Pillow's own limit is raised
+    to it when higher, so Pillow's bomb check never fires before ours."""
     raw = os.environ.get(ENV, "").strip()
     if not raw:
         value = DEFAULT_MAX_PIXELS
@@ -34,7 +34,9 @@ def max_pixels() -> int:
             value = 0
         if value <= 0:
             raise UserError(f"{ENV}={raw!r}: give a positive whole number of pixels")
-    Image.MAX_IMAGE_PIXELS = value
+    # Pillow's own guard is only ever raised (never lowered: a small test limit must not
+    # outlive its command in a long-lived process and break decodes that skip our check).
+    Image.MAX_IMAGE_PIXELS = max(value, DEFAULT_MAX_PIXELS, Image.MAX_IMAGE_PIXELS or 0)
     return value
 
 

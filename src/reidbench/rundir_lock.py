@@ -89,6 +89,8 @@ def hold_run_dir(run_dir: str | os.PathLike[str], *, log: Log | None = None) -> 
     `log` hears about a takeover from a dead holder (default: a logging warning).
     """
     path = Path(run_dir)
+    if path.exists() and not path.is_dir():  # the pre-flight's words for the same mistake
+        raise UserError(f"{path}: --out names an existing file, not a folder; pass a folder path")
     path.mkdir(parents=True, exist_ok=True)
     key = (str(path.resolve()), threading.get_ident())
     with _held_guard:
@@ -153,6 +155,29 @@ def _refusal(path: Path) -> str:
         f"{path}: run directory in use by {who}{command}; wait for it to finish or stop it, "
         "or use another --out directory"
     )
+
+
+def refuse_if_held(run_dir: str | os.PathLike[str]) -> None:
+    """Refuse at once (UserError naming the holder) when another process holds `run_dir`.
+
+    A cheap early look, before a pre-flight that would probe endpoints for a run that
+    cannot start; `hold_run_dir` still decides, since the holder may change in between.
+    """
+    path = Path(run_dir)
+    if not (path / LOCK_NAME).is_file():
+        return
+    key = (str(path.resolve()), threading.get_ident())
+    with _held_guard:
+        if key in _held:
+            return
+    lock = FileLock(str(path / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UserError(_refusal(path)) from None
+    except (OSError, NotImplementedError):
+        return  # hold_run_dir says what is wrong with this file system
+    lock.release()
 
 
 def locks_run_dir(arg: str = "out") -> Callable[[F], F]:

@@ -175,6 +175,11 @@ def cleanup_on_failure(out: Path) -> Iterator[None]:
         yield
     except BaseException:
         if not existed:
+            # The run lock's file (rundir_lock) is all a refused run leaves in a folder it
+            # created; its lock was released, so the folder goes too.
+            lock = out / "run.lock"
+            if out.is_dir() and [p.name for p in out.iterdir()] == ["run.lock"]:
+                lock.unlink(missing_ok=True)
             remove_empty_dirs(out)
         raise
 
