@@ -16,6 +16,7 @@ it is brittle; download such files in a browser and pass `--weights PATH`.
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import urllib.error
@@ -96,7 +97,7 @@ def download_url(
             f"{url}: download failed (HTTP {exc.code}); check the URL, or download the file "
             f"and pass --weights PATH (docs/models.md lists the files for {model})"
         ) from exc
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise UserError(
             f"{url}: cannot download ({reason}); offline? download the file on a connected "
