@@ -238,17 +238,25 @@ def _ensure_system(system, dataset, pairs, paths, make_progress, log, environ, m
     stored = _reusable(target, settings, pairs)
     if stored is not None:
         log(f"{system.name}: already complete, reusing {target}")
-        _record_fingerprint(manifest, system.name, read_meta(stored).get("fingerprint"))
+        stored_meta = read_meta(stored)
+        _record_fingerprint(manifest, system.name, stored_meta.get("fingerprint"))
+        _record_weights_pin(manifest, system.name, stored_meta.get("weights_pin"))
         return
+    pin = None
     if isinstance(system, ReIDSystemConfig):
-        table, fingerprint = _score_with_embedder(system, dataset, pairs, paths, make_progress)
+        table, fingerprint, pin = _score_with_embedder(
+            system, dataset, pairs, paths, make_progress
+        )
     else:
         table, fingerprint = _score_with_judge(
             system, dataset, pairs, paths, make_progress, environ
         )
     meta = {"settings": settings, "pairs_hash": _pairs_hash(pairs), "fingerprint": fingerprint}
+    if pin:
+        meta["weights_pin"] = pin
     write_table(target, table, meta)
     _record_fingerprint(manifest, system.name, fingerprint)
+    _record_weights_pin(manifest, system.name, pin)
     statuses = table.column("status").to_pylist()
     ok = sum(1 for s in statuses if s == "ok")
     log(f"{system.name}: {ok}/{len(statuses)} answered")
@@ -278,6 +286,25 @@ def _record_fingerprint(manifest: dict, name: str, fingerprint: str | None) -> N
             entry["fingerprint"] = fingerprint
 
 
+def _record_weights_pin(manifest: dict, name: str, pin: str | None) -> None:
+    """The exact weights an embedder used (hf://...@COMMIT#sha256=... or URL#sha256=...)."""
+    for entry in manifest["systems"]:
+        if entry["name"] == name and pin:
+            entry["weights_pin"] = pin
+
+
+def _load_system_embedder(system: ReIDSystemConfig):
+    from reidbench.models import load_embedder
+
+    return load_embedder(
+        system.model,
+        weights=system.weights,
+        device=system.device,
+        require_pinned=system.require_pinned,
+        **system.options,
+    )
+
+
 def _pairs_hash(pairs: pa.Table) -> str:
     from reidbench.pairs import pairset_hash
 
@@ -285,9 +312,9 @@ def _pairs_hash(pairs: pa.Table) -> str:
 
 
 def _score_with_embedder(system: ReIDSystemConfig, dataset, pairs, paths, make_progress):
-    from reidbench.models import FeatureCache, cosine_to_unit, load_embedder, pair_scores
+    from reidbench.models import FeatureCache, cosine_to_unit, pair_scores
 
-    embedder = load_embedder(system.model, weights=system.weights, device=system.device)
+    embedder = _load_system_embedder(system)
     with FeatureCache(paths.feature_cache) as cache:
         cos = pair_scores(
             embedder,
@@ -322,7 +349,7 @@ def _score_with_embedder(system: ReIDSystemConfig, dataset, pairs, paths, make_p
         },
         schema=SCORES_SCHEMA,
     )
-    return table, embedder.fingerprint
+    return table, embedder.fingerprint, embedder.info.get("weights_pin")
 
 
 def _score_with_judge(system: LVLMSystemConfig, dataset, pairs, paths, make_progress, environ):
@@ -435,7 +462,7 @@ def _merge_scores(cfg: ExperimentConfig, paths: RunPaths) -> None:
 
 
 def _ensure_retrieval(cfg, dataset, paths, make_progress, log) -> None:
-    from reidbench.models import FeatureCache, load_embedder
+    from reidbench.models import FeatureCache
     from reidbench.retrieval import evaluate_embedder
 
     results: dict[str, Any] = {}
@@ -444,7 +471,7 @@ def _ensure_retrieval(cfg, dataset, paths, make_progress, log) -> None:
     for system in cfg.systems:
         if not isinstance(system, ReIDSystemConfig):
             continue
-        embedder = load_embedder(system.model, weights=system.weights, device=system.device)
+        embedder = _load_system_embedder(system)
         if results.get(system.name, {}).get("fingerprint") == embedder.fingerprint:
             continue
         with FeatureCache(paths.feature_cache) as cache:

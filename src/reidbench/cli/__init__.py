@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from reidbench.cli import datasets, experiment, fusion, pairs, retrieval, synth
+from reidbench.cli import datasets, experiment, export, fusion, pairs, retrieval, synth
 from reidbench.cli.common import err_console
 from reidbench.errors import UserError
 
@@ -24,7 +24,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for _module in (datasets, synth, pairs, retrieval, experiment, fusion):
+for _module in (datasets, synth, pairs, retrieval, experiment, fusion, export):
     _module.register(app)
 
 
