@@ -244,9 +244,7 @@ def _ensure_system(system, dataset, pairs, paths, make_progress, log, environ, m
         return
     pin = None
     if isinstance(system, ReIDSystemConfig):
-        table, fingerprint, pin = _score_with_embedder(
-            system, dataset, pairs, paths, make_progress
-        )
+        table, fingerprint, pin = _score_with_embedder(system, dataset, pairs, paths, make_progress)
     else:
         table, fingerprint = _score_with_judge(
             system, dataset, pairs, paths, make_progress, environ

@@ -114,6 +114,8 @@ def parse_model_options(items: list[str] | None) -> dict[str, str]:
             raise UserError(f"--model-option {item!r}: expected KEY=VALUE, e.g. input_size=256x128")
         out[key.strip()] = value.strip()
     return out
+
+
 CacheOption = Annotated[
     Path | None,
     typer.Option(
