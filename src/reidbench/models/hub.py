@@ -65,7 +65,9 @@ class HubWeights:
 _REID_REPO = "lakeAGI/PersonViTReID"
 _SSL_REPO = "lakeAGI/PersonViT"
 # Commit of lakeAGI/PersonViTReID seen in a third-party export script (PINTO0309/PersonViT,
-# export_onnx.py); not checked against the Hub by us, hence verified=False.
+# export_onnx.py); not checked against the Hub by us, hence verified=False. It is kept as
+# a record only: an unverified entry is resolved from its `ref` ("main"), which exists for
+# sure, and the commit that resolution finds is the one announced and recorded.
 _REID_REV_UNVERIFIED = "20bc52b77acb97e034fcb526b0fa109bb491306d"
 
 

@@ -29,7 +29,7 @@ from reidbench.files import sha256_file
 from reidbench.models.base import TorchEmbedder, resolve_device, resolve_precision
 from reidbench.models.checkpoints import assign_state_dict, check_state_dict, read_checkpoint
 from reidbench.models.hub import fetch_weights
-from reidbench.models.osnet import OSNET_ARCHS, OSNet
+from reidbench.models.osnet import OSNET_ARCHS, OSNet, fold_batchnorm
 from reidbench.models.preprocess import Preprocess
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -143,7 +143,7 @@ def load_osnet(
     }
     return TorchEmbedder(
         name=name,
-        model=model,
+        model=fold_batchnorm(model),  # after the strict load, which sees the original layout
         dim=arch.feature_dim,
         preprocess=TORCHREID_PREPROCESS,
         device=dev,
