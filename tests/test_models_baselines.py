@@ -31,14 +31,15 @@ from test_models_fixtures import person_images
 
 
 def test_registry_names():
-    assert list_embedders() == [
+    assert list_embedders()[:5] == [
         "personvit-s",
         "personvit-b",
         "handcrafted",
         "efficientnet-lite0",
         "mobilenetv2",
     ]
-    assert {n: s.dim for n, s in EMBEDDERS.items()} == {
+    # The ReID zoo follows these (OSNet: tests/test_models_registry.py).
+    assert {n: s.dim for n, s in list(EMBEDDERS.items())[:5]} == {
         "personvit-s": 384,
         "personvit-b": 768,
         "handcrafted": 1085,
