@@ -3,6 +3,10 @@
     .venv/bin/python bench/bench_extract.py [--images N] [--repeats R] [--batch-size B]
         [--dir FOLDER] [--models personvit-s,handcrafted,...] [--device cpu|cuda|auto]
 
+Models: any `load_embedder` name; `osnet_*` run with random weights in torchreid's
+layout (fp32; bf16 was not verified for OSNet); `onnx:NAME` exports NAME (random
+weights) with `reidbench.models.onnx_export` and times the ONNX Runtime embedder.
+
 Images: the JPEG crops of `reidbench.datasets.synthetic.generate` (the synthetic
 Market-1501 set, 128x64 like Market's), or your own folder with `--dir`.
 PersonViT runs with random weights in the released checkpoint layout (TransReID
@@ -72,6 +76,30 @@ def random_checkpoint(path: Path, size: str) -> Path:
     return path
 
 
+def random_osnet_checkpoint(path: Path, name: str) -> Path:
+    """torchreid-layout OSNet weights (torch's default init): speed does not depend on them."""
+    from reidbench.models.osnet import OSNET_ARCHS, OSNet
+
+    torch.manual_seed(0)
+    torch.save(OSNet(OSNET_ARCHS[name]).state_dict(), path)
+    return path
+
+
+def checkpoint_for(work: Path, model: str) -> Path:
+    if model.startswith("personvit"):
+        return random_checkpoint(work / f"{model}.pth", model[-1])
+    return random_osnet_checkpoint(work / f"{model}.pth", model)
+
+
+def onnx_file(work: Path, model: str) -> Path:
+    from reidbench.models.onnx_export import export_onnx
+
+    emb = load_embedder(model, weights=checkpoint_for(work, model), precision="fp32")
+    result = export_onnx(emb, work / f"{model}.onnx")
+    print(f"exported {model}: parity min cosine {result.min_cosine:.6f}", flush=True)
+    return result.path
+
+
 def timed(fn, repeats: int) -> tuple[list[float], list[float], np.ndarray]:
     """Wall seconds and process CPU seconds (all threads) per run, and the last output."""
     times, cpu, out = [], [], None
@@ -118,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
                 ("fp32", {"weights": ckpt, "precision": "fp32"}),
                 ("auto", {"weights": ckpt, "precision": "auto"}),
             ]
+        elif model.startswith("osnet"):
+            configs = [("fp32", {"weights": checkpoint_for(work, model), "precision": "fp32"})]
+        elif model.startswith("onnx:"):
+            path = onnx_file(work, model[len("onnx:") :])
+            model = f"onnx:{path.name}"
+            configs = [("fp32", {})]
         elif model == "handcrafted":
             configs = [("fp32", {})]
         else:
@@ -125,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         reference = None
         for label, opts in configs:
             try:
-                emb = load_embedder(model, device=args.device, **opts)
+                name = f"onnx:{work / model[5:]}" if model.startswith("onnx:") else model
+                emb = load_embedder(name, device=args.device, **opts)
             except Exception as exc:  # a missing optional package: report and go on
                 print(f"skip {model} {label}: {exc}", file=sys.stderr)
                 continue
@@ -143,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             elif emb.info["precision"] != "fp32":
                 per = (reference.astype(np.float64) * feats).sum(axis=1)
                 cos = (float(per.min()), float(per.mean()))
-            prec = emb.info["precision"]
+            prec = emb.info.get("precision", "fp32")
             rows.append(
                 f"| {model} | {label} ({prec}) | {statistics.median(rates):.1f} | "
                 f"{min(rates):.1f}-{max(rates):.1f} | {cpu_rate:.1f} | {load:.1f} | "

@@ -126,7 +126,7 @@ def test_retrieval_with_personvit_checkpoint(run_cli, small_market, vit_ckpt, tm
     ("args", "fragment"),
     [
         (["-m", "resnet50"], "unknown model 'resnet50'"),
-        (["-m", "personvit-s"], "personvit-s needs weights"),
+        (["-m", "personvit-s", "--require-pinned"], "personvit-s needs weights"),
         (["-m", "personvit-s", "--weights", "/no/such/file.pth"], "weights file not found"),
         (["-m", "handcrafted", "--feature", "after-bn"], "--feature applies to personvit"),
         (["-m", "efficientnet-lite0", "--device", "quantum"], "unknown device"),

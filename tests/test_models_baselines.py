@@ -31,18 +31,15 @@ from test_models_fixtures import person_images
 
 
 def test_registry_names():
-    # The model zoo's names are checked in tests/test_models_zoo.py.
-    zoo = {"transreid-vit-b16", "clip-reid-vit-b16"} | {
-        n for n in EMBEDDERS if n.startswith("fastreid-")
-    }
-    assert [n for n in list_embedders() if n not in zoo] == [
+    assert list_embedders()[:5] == [
         "personvit-s",
         "personvit-b",
         "handcrafted",
         "efficientnet-lite0",
         "mobilenetv2",
     ]
-    assert {n: s.dim for n, s in EMBEDDERS.items() if n not in zoo} == {
+    # The ReID zoo follows these (OSNet: tests/test_models_registry.py).
+    assert {n: s.dim for n, s in list(EMBEDDERS.items())[:5]} == {
         "personvit-s": 384,
         "personvit-b": 768,
         "handcrafted": 1085,

@@ -1,5 +1,6 @@
-"""Weights from the Hub: pinned download (real huggingface_hub against a loopback server),
-sha256 check, offline message, and the unverified known-weights table."""
+"""Weights from the Hub: pinned and unpinned downloads (real huggingface_hub against a
+loopback server speaking the Hub's resolve endpoint), sha256 checks, offline messages,
+`require_pinned`, and the unverified known-weights table."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 
 from reidbench.errors import UserError
 from reidbench.models import load_embedder
-from reidbench.models.hub import KNOWN_WEIGHTS, resolve_weights
+from reidbench.models.hub import KNOWN_WEIGHTS, fetch_weights, pinning_required, resolve_weights
 from reidbench.models.vit import ViTConfig
 from test_models_fixtures import finetuned_state_dict
 
@@ -22,7 +23,8 @@ REV = "0123456789abcdef0123456789abcdef01234567"
 
 
 class FakeHub:
-    """Serves `/{repo}/resolve/{rev}/{file}` like the Hub's resolve endpoint (HEAD + GET)."""
+    """Serves `/{repo}/resolve/{rev}/{file}` like the Hub's resolve endpoint (HEAD + GET);
+    the branch `main` points at commit REV (X-Repo-Commit names it, as the Hub does)."""
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = files
@@ -32,7 +34,7 @@ class FakeHub:
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self, body: bool) -> None:
                 hub.requests.append(f"{self.command} {self.path}")
-                data = hub.files.get(self.path)
+                data = hub.files.get(self.path.replace("/resolve/main/", f"/resolve/{REV}/"))
                 if data is None:
                     self.send_response(404)
                     self.send_header("X-Error-Code", "EntryNotFound")
@@ -126,7 +128,7 @@ def test_sha256_mismatch_is_refused(hub: FakeHub, tmp_path: Path):
 
 
 def test_missing_remote_file_is_a_user_error(hub: FakeHub, tmp_path: Path):
-    with pytest.raises(UserError, match="no such file at that commit"):
+    with pytest.raises(UserError, match="no such file at that revision"):
         resolve_weights(
             "personvit-s",
             _spec("0" * 64, file="nope.pth"),
@@ -161,19 +163,69 @@ def test_bad_weight_specs(spec: str, fragment: str):
     assert fragment in str(info.value)
 
 
-def test_known_entries_are_unverified_and_explain_what_to_do():
+def test_known_entries_are_unverified_and_refused_when_pinning_is_required():
     assert KNOWN_WEIGHTS, "the table lists the released files"
     for entry in KNOWN_WEIGHTS.values():
         # Nothing here was checked against the Hub: no entry may claim otherwise.
-        assert not entry.verified and entry.sha256 is None
-    with pytest.raises(UserError) as info:
+        assert not entry.verified and entry.sha256 is None and entry.ref == "main"
+    with pinning_required(), pytest.raises(UserError) as info:
         resolve_weights("personvit-s", None)
     msg = str(info.value)
-    assert "personvit-s needs weights" in msg
+    assert "personvit-s needs weights" in msg and "--require-pinned" in msg
     assert "--weights PATH" in msg
     assert "hf://lakeAGI/PersonViTReID/market.vits.lup" in msg and "#sha256=<SHA256>" in msg
     with pytest.raises(UserError, match=r"checkpoint0260\.pth"):
-        resolve_weights("personvit-b", "hub:lup-ssl")
+        load_embedder("personvit-b", "hub:lup-ssl", require_pinned=True)
+
+
+def _unverified(monkeypatch, filename: str = "small.bin") -> None:
+    from reidbench.models import hub as hub_mod
+
+    entry = hub_mod.HubWeights(
+        "personvit-s", "market", "org/reid", filename, None, None, False, "test"
+    )
+    monkeypatch.setitem(hub_mod.KNOWN_WEIGHTS, ("personvit-s", "market"), entry)
+
+
+def test_unpinned_entry_downloads_prints_and_reuses_the_pin(
+    monkeypatch, capsys, hub: FakeHub, tmp_path: Path
+):
+    import huggingface_hub.constants
+
+    _unverified(monkeypatch)
+    sha = hashlib.sha256(SMALL).hexdigest()
+    pin = f"hf://org/reid/small.bin@{REV}#sha256={sha}"
+    got = fetch_weights("personvit-s", None, cache_dir=tmp_path / "hf", endpoint=hub.endpoint)
+    assert got.path.read_bytes() == SMALL and got.sha256 == sha and got.pin == pin
+    assert got.source == "hub"
+    assert pin in capsys.readouterr().err
+    assert "HEAD /org/reid/resolve/main/small.bin" in hub.requests
+    # The printed pin reproduces the file through the pinned path.
+    assert resolve_weights("personvit-s", pin, cache_dir=tmp_path / "hf", endpoint=hub.endpoint)
+    # Offline later: the same commit and file come from the local cache, no request made.
+    hub.requests.clear()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    again = fetch_weights("personvit-s", None, cache_dir=tmp_path / "hf", endpoint=hub.endpoint)
+    assert again == got and hub.requests == []
+
+
+def test_unpinned_entry_missing_on_the_hub_is_one_line(monkeypatch, hub: FakeHub, tmp_path):
+    _unverified(monkeypatch, "gone.bin")
+    with pytest.raises(UserError) as info:
+        resolve_weights("personvit-s", None, cache_dir=tmp_path / "hf", endpoint=hub.endpoint)
+    msg = str(info.value)
+    assert "no such file at that revision" in msg and "--weights PATH" in msg
+
+
+def test_unpinned_entry_offline_without_cache_says_how_to_pass_weights(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    _unverified(monkeypatch)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(UserError) as info:
+        resolve_weights("personvit-s", None, cache_dir=tmp_path / "hf")
+    msg = str(info.value)
+    assert "offline" in msg and "pass --weights PATH" in msg and "\n" not in msg
 
 
 def test_verified_entry_downloads(monkeypatch, hub: FakeHub, tmp_path: Path):

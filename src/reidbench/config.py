@@ -63,6 +63,8 @@ class ReIDSystemConfig(_Strict):
     device: str = "auto"
     batch_size: int = Field(64, ge=1)
     threshold: float | None = None  # None: chosen on the calibration split by best F1
+    require_pinned: bool = False  # refuse Hub weights not pinned by commit + sha256
+    options: dict[str, Any] = Field(default_factory=dict)  # load_embedder options
 
 
 class LVLMSystemConfig(_Strict):

@@ -306,20 +306,26 @@ def _ensure_system(system, dataset, pairs, paths, make_progress, log, environ, m
     stored = _reusable(target, settings, pairs)
     if stored is not None:
         log(f"{system.name}: already complete, reusing {target}")
-        _record_fingerprint(manifest, system.name, read_meta(stored).get("fingerprint"))
-        record_served(manifest, system.name, read_meta(stored))
+        stored_meta = read_meta(stored)
+        _record_fingerprint(manifest, system.name, stored_meta.get("fingerprint"))
+        _record_weights_pin(manifest, system.name, stored_meta.get("weights_pin"))
+        record_served(manifest, system.name, stored_meta)
         return
     n_stopped = len(paths.stopped)
+    pin = None
     if isinstance(system, ReIDSystemConfig):
-        table, fingerprint = _score_with_embedder(system, dataset, pairs, paths, make_progress)
+        table, fingerprint, pin = _score_with_embedder(system, dataset, pairs, paths, make_progress)
     else:
         table, fingerprint = _score_with_judge(
             system, dataset, pairs, paths, make_progress, environ
         )
     meta = {"settings": settings, "pairs_hash": _pairs_hash(pairs), "fingerprint": fingerprint}
     meta.update(served_meta(table))  # which model versions answered (LVLMs)
+    if pin:
+        meta["weights_pin"] = pin
     write_table(target, table, meta)
     _record_fingerprint(manifest, system.name, fingerprint)
+    _record_weights_pin(manifest, system.name, pin)
     record_served(manifest, system.name, meta)
     statuses = table.column("status").to_pylist()
     ok = sum(1 for s in statuses if s == "ok")
@@ -354,6 +360,25 @@ def _record_fingerprint(manifest: dict, name: str, fingerprint: str | None) -> N
             entry["fingerprint"] = fingerprint
 
 
+def _record_weights_pin(manifest: dict, name: str, pin: str | None) -> None:
+    """The exact weights an embedder used (hf://...@COMMIT#sha256=... or URL#sha256=...)."""
+    for entry in manifest["systems"]:
+        if entry["name"] == name and pin:
+            entry["weights_pin"] = pin
+
+
+def _load_system_embedder(system: ReIDSystemConfig):
+    from reidbench.models import load_embedder
+
+    return load_embedder(
+        system.model,
+        weights=system.weights,
+        device=system.device,
+        require_pinned=system.require_pinned,
+        **system.options,
+    )
+
+
 def _pairs_hash(pairs: pa.Table) -> str:
     from reidbench.pairs import pairset_hash
 
@@ -371,9 +396,9 @@ def _pair_camids(pairs: pa.Table) -> dict[str, list[int]]:
 
 
 def _score_with_embedder(system: ReIDSystemConfig, dataset, pairs, paths, make_progress):
-    from reidbench.models import FeatureCache, cosine_to_unit, load_embedder, pair_scores
+    from reidbench.models import FeatureCache, cosine_to_unit, pair_scores
 
-    embedder = load_embedder(system.model, weights=system.weights, device=system.device)
+    embedder = _load_system_embedder(system)
     with FeatureCache(paths.feature_cache) as cache:
         cos = pair_scores(
             embedder,
@@ -409,7 +434,7 @@ def _score_with_embedder(system: ReIDSystemConfig, dataset, pairs, paths, make_p
         },
         schema=SCORES_SCHEMA,
     )
-    return table, embedder.fingerprint
+    return table, embedder.fingerprint, embedder.info.get("weights_pin")
 
 
 def _score_with_judge(system: LVLMSystemConfig, dataset, pairs, paths, make_progress, environ):
@@ -530,7 +555,7 @@ def _merge_scores(cfg: ExperimentConfig, paths: RunPaths) -> None:
 
 
 def _ensure_retrieval(cfg, dataset, paths, make_progress, log) -> None:
-    from reidbench.models import FeatureCache, load_embedder
+    from reidbench.models import FeatureCache
     from reidbench.retrieval import evaluate_embedder
 
     results: dict[str, Any] = {}
@@ -539,7 +564,7 @@ def _ensure_retrieval(cfg, dataset, paths, make_progress, log) -> None:
     for system in cfg.systems:
         if not isinstance(system, ReIDSystemConfig):
             continue
-        embedder = load_embedder(system.model, weights=system.weights, device=system.device)
+        embedder = _load_system_embedder(system)
         if results.get(system.name, {}).get("fingerprint") == embedder.fingerprint:
             continue
         with FeatureCache(paths.feature_cache) as cache:

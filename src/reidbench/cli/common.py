@@ -84,10 +84,43 @@ WeightsOption = Annotated[
     typer.Option(
         "--weights",
         "-w",
-        help="Checkpoint PATH, hf://OWNER/REPO/FILE@COMMIT#sha256=HEX, or hub:VARIANT.",
+        help="Checkpoint PATH, hf://OWNER/REPO/FILE@COMMIT#sha256=HEX, "
+        "https://HOST/FILE#sha256=HEX, or hub:VARIANT.",
     ),
 ]
 DeviceOption = Annotated[str, typer.Option("--device", "-d", help="auto, cpu, cuda or cuda:N.")]
+RequirePinnedOption = Annotated[
+    bool,
+    typer.Option(
+        "--require-pinned",
+        help="Refuse Hub weights that are not pinned by commit and sha256 (no branch lookups).",
+    ),
+]
+ModelOptionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model-option",
+        "-O",
+        help="KEY=VALUE passed to the model loader, repeatable (onnx: input_size=256x128, "
+        "mean=0.485,0.456,0.406, std=..., output=NAME; see docs/models.md).",
+        show_default=False,
+    ),
+]
+
+
+def parse_model_options(items: list[str] | None) -> dict[str, str]:
+    """`KEY=VALUE` strings to a dict (values stay strings; loaders parse their own)."""
+    from reidbench.errors import UserError
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--model-option {item!r}: expected KEY=VALUE, e.g. input_size=256x128")
+        out[key.strip()] = value.strip()
+    return out
+
+
 CacheOption = Annotated[
     Path | None,
     typer.Option(

@@ -21,12 +21,15 @@ from reidbench.cli.common import (
     DeviceOption,
     EngineOption,
     FormatOption,
+    ModelOptionOption,
     Msmt17TrainOnlyOption,
     RayAddressOption,
+    RequirePinnedOption,
     WeightsOption,
     err_console,
     load_dataset_option,
     open_engine,
+    parse_model_options,
     progress,
 )
 
@@ -83,6 +86,8 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         ("mINP", "mINP"),
     ]:
         lines.append(f"  {label:<8s}: {100 * summary[key]:6.2f}%")
+    if emb.get("weights_pin"):
+        lines.append(f"  weights: {emb['weights_pin']}")
     lines.append(f"  fingerprint: {summary['fingerprint']}")
     return lines
 
@@ -97,11 +102,14 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--model",
                 "-m",
-                help="personvit-s, personvit-b, handcrafted, efficientnet-lite0 or mobilenetv2.",
+                help="A name from `reidbench.models.list_embedders()` (personvit-s/-b, "
+                "osnet_x1_0, ..., handcrafted, efficientnet-lite0, mobilenetv2) or onnx:PATH.",
                 show_default=False,
             ),
         ],
         weights: WeightsOption = None,
+        require_pinned: RequirePinnedOption = False,
+        model_option: ModelOptionOption = None,
         rerank: Annotated[
             bool, typer.Option("--rerank", help="k-reciprocal re-ranking (Zhong et al. 2017).")
         ] = False,
@@ -150,11 +158,14 @@ def register(app: typer.Typer) -> None:
             options["precision"] = precision
             if feature is not None:
                 options["feature"] = feature
-        elif model != "handcrafted":
+        elif model != "handcrafted" and not model.startswith("onnx:"):
             options["precision"] = precision
         if feature is not None and "feature" not in options:
             raise UserError(f"--feature applies to personvit-s/-b only, not {model}")
-        embedder = load_embedder(model, weights=weights, device=device, **options)
+        options.update(parse_model_options(model_option))
+        embedder = load_embedder(
+            model, weights=weights, device=device, require_pinned=require_pinned, **options
+        )
         store = None if no_cache else FeatureCache(cache or default_cache_dir())
         try:
             run = evaluate_embedder(

@@ -161,6 +161,58 @@ EMBEDDERS: dict[str, EmbedderSpec] = {
 }
 
 
+# --- torchreid OSNet family and ONNX models (weights branch) ---------------------------
+
+
+def _osnet(name: str) -> Callable[..., Embedder]:
+    def load(weights: Any = None, device: str = "cpu", **options: Any) -> Embedder:
+        from reidbench.models.osnet_loader import load_osnet
+
+        return load_osnet(name, weights, device, **options)
+
+    return load
+
+
+def _onnx(path: str) -> Embedder:
+    def load(weights: Any = None, device: str = "cpu", **options: Any) -> Embedder:
+        from reidbench.models.onnx_embedder import load_onnx
+
+        if weights is not None:
+            raise UserError("onnx:PATH carries its own weights; drop --weights")
+        return load_onnx(path, device, **options)
+
+    return load  # type: ignore[return-value]
+
+
+_OSNET_SUMMARIES = {
+    "osnet_x1_0": "OSNet x1.0 (torchreid), 256x128, ImageNet mean/std, 512-d fc feature",
+    "osnet_x0_75": "OSNet x0.75 (torchreid), 256x128, ImageNet mean/std, 512-d fc feature",
+    "osnet_x0_5": "OSNet x0.5 (torchreid), 256x128, ImageNet mean/std, 512-d fc feature",
+    "osnet_x0_25": "OSNet x0.25 (torchreid), 256x128, ImageNet mean/std, 512-d fc feature",
+    "osnet_ain_x1_0": "OSNet-AIN x1.0 (torchreid), 256x128, ImageNet mean/std, 512-d fc feature",
+}
+
+
+def register_embedder(spec: EmbedderSpec, *, replace: bool = False) -> EmbedderSpec:
+    """Add an embedder under `spec.name` so `load_embedder` (and the CLI) can build it.
+
+    The extension point for models outside this package; an existing name is an error
+    unless `replace=True`, so two plug-ins cannot silently shadow each other."""
+    if spec.name in EMBEDDERS and not replace:
+        raise ValueError(f"embedder {spec.name!r} is already registered")
+    if spec.name.startswith(ONNX_PREFIX):
+        raise ValueError(f"names starting with {ONNX_PREFIX!r} are reserved for ONNX files")
+    EMBEDDERS[spec.name] = spec
+    return spec
+
+
+ONNX_PREFIX = "onnx:"
+for _name, _summary in _OSNET_SUMMARIES.items():
+    register_embedder(EmbedderSpec(_name, 512, "reid", _summary, _osnet(_name)))
+
+# --- end of the OSNet / ONNX block ------------------------------------------------------
+
+
 def list_embedders() -> list[str]:
     return list(EMBEDDERS)
 
@@ -169,17 +221,28 @@ def load_embedder(
     name: str,
     weights: str | os.PathLike[str] | None = None,
     device: str = "cpu",
+    *,
+    require_pinned: bool = False,
     **options: Any,
 ) -> Embedder:
     """Load an embedder by name. Options: personvit-*: precision ("auto"|"fp32"|"bf16"),
-    feature ("before-bn"|"after-bn"), hw_ratio; CNNs: precision, channels_last;
+    feature ("before-bn"|"after-bn"), hw_ratio; CNNs and OSNet: precision, channels_last;
     transreid-vit-b16: precision, sie ("on"|"off"), sie_coe, feature; clip-reid-vit-b16:
-    precision, sie, sie_coe; fastreid-*: precision, channels_last."""
+    precision, sie, sie_coe; fastreid-*: precision, channels_last; `onnx:PATH`: input_size,
+    mean, std, output (docs/models.md). `require_pinned` refuses Hub weights that would be
+    resolved from a branch instead of a pinned commit + sha256."""
+    from reidbench.models.hub import pinning_required
+
     spec = EMBEDDERS.get(name)
+    if spec is None and name.startswith(ONNX_PREFIX):
+        spec = EmbedderSpec(name, 0, "onnx", "ONNX model", _onnx(name[len(ONNX_PREFIX) :]))
     if spec is None:
-        raise UserError(f"unknown model {name!r}; choose one of {', '.join(EMBEDDERS)}")
+        raise UserError(
+            f"unknown model {name!r}; choose one of {', '.join(EMBEDDERS)} or onnx:PATH"
+        )
     try:
-        return spec.loader(weights, device, **options)
+        with pinning_required(require_pinned):
+            return spec.loader(weights, device, **options)
     except TypeError as exc:
         if "unexpected keyword argument" in str(exc):
             raise UserError(f"{name}: {exc}; see docs/models.md for its options") from exc
@@ -211,4 +274,5 @@ __all__ = [
     "list_embedders",
     "load_embedder",
     "pair_scores",
+    "register_embedder",
 ]

@@ -15,7 +15,7 @@ from reidbench.errors import UserError
 from reidbench.files import sha256_file
 from reidbench.models.base import TorchEmbedder, resolve_device, resolve_precision
 from reidbench.models.checkpoints import load_vit_checkpoint
-from reidbench.models.hub import resolve_weights
+from reidbench.models.hub import fetch_weights
 from reidbench.models.preprocess import Preprocess
 from reidbench.models.vit import VIT_BASE, VIT_SMALL, ViTConfig
 
@@ -50,11 +50,12 @@ def load_personvit(
         raise UserError(f"unknown feature option {feature!r}; use one of {sorted(FEATURES)}")
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev, bf16_verified=True)
-    path = resolve_weights(name, weights, cache_dir=hub_cache_dir, endpoint=hub_endpoint)
+    resolved = fetch_weights(name, weights, cache_dir=hub_cache_dir, endpoint=hub_endpoint)
+    path = resolved.path
     loaded = load_vit_checkpoint(
         path, cfg, what=describe_arch(name), neck_feat=FEATURES[feature], hw_ratio=hw_ratio
     )
-    digest = sha256_file(path)
+    digest = resolved.sha256 or sha256_file(path)
     identity: dict[str, Any] = {
         "weights_sha256": digest,
         "layout": loaded.layout,
@@ -64,6 +65,7 @@ def load_personvit(
     info = {
         "weights": str(path),
         "weights_sha256": digest,
+        "weights_pin": resolved.pin,
         "layout": loaded.layout,
         "feature": feature,
         "notes": loaded.notes,
