@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,10 @@ from reidbench.fusion.cascade import fuse_cascade
 from reidbench.fusion.logistic import fuse_logistic
 from reidbench.fusion.rundata import RunData, inputs_digest, read_run
 from reidbench.progress import Log, no_log
+from reidbench.rundir import FUSED_SCALE, FUSION_FORMAT
 from reidbench.tables import SCORES_SCHEMA, read_table, write_table
 
-FORMAT = "reidbench.fusion/1"
+FORMAT = FUSION_FORMAT
 SPLIT_RULE = (
     "reidbench.metrics.splits.calibration_mask(pair_id, label, seed): per label, pairs "
     "ordered by a keyed hash of (pair_id, seed) alternate between half A (calibration: "
@@ -251,7 +251,7 @@ def _finish(record: dict[str, Any], name: str, data: RunData, systems: list[str]
         "type": "fusion" if record["method"] == "logistic" else "cascade",
         "method": record["method"],
         "systems": systems,
-        "scale": 1.0,
+        "scale": FUSED_SCALE,
         "threshold": record.pop("threshold"),
         "fingerprint": inputs_digest(data, systems),
     }
@@ -282,47 +282,16 @@ def write_record(run_dir: str | Path, record: dict[str, Any], rows: pa.Table) ->
 def load_records(
     run_dir: str | Path, *, seed: int | None = None
 ) -> tuple[list[tuple[dict[str, Any], pa.Table]], list[dict[str, str]]]:
-    """Complete, current fusion records of a run: ([(record, rows)], [skipped with reason])."""
-    folder = fusion_dir(run_dir)
-    if not folder.is_dir():
-        return [], []
-    found, skipped = [], []
-    data: RunData | None = None
-    for path in sorted(folder.glob("*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            skipped.append({"name": path.name, "file": path.name, "reason": f"unreadable ({exc})"})
-            continue
-        if not isinstance(record, dict) or record.get("format") != FORMAT:
-            skipped.append(
-                {"name": path.name, "file": path.name, "reason": "not a reidbench fusion record"}
-            )
-            continue
-        name = str(record.get("name", path.name))
-        rows_path = Path(run_dir) / str(record.get("rows_file", ""))
-        if not rows_path.is_file():
-            skipped.append({"name": name, "file": path.name, "reason": "its rows file is missing"})
-            continue
-        if data is None:
-            data = read_run(run_dir, seed=seed)
-        systems = list(record.get("systems") or [])
-        if any(s not in data.systems for s in systems):
-            skipped.append(
-                {"name": name, "file": path.name, "reason": "fuses systems this run no longer has"}
-            )
-            continue
-        if inputs_digest(data, systems) != record.get("inputs_digest"):
-            skipped.append(
-                {
-                    "file": path.name,
-                    "name": name,
-                    "reason": "stale: its input systems or pairs changed since it was fitted; "
-                    "re-run `reidbench fuse`",
-                }
-            )
-            continue
-        found.append((record, read_table(rows_path, schema=SCORES_SCHEMA)))
+    """Complete, current fusion records of a run: ([(record, rows)], [skipped with reason]).
+
+    The reading and the staleness rules live in `reidbench.rundir` (`RunDir.fused`).
+    """
+    data = read_run(run_dir, seed=seed)
+    records, skipped = data.fused()
+    found = []
+    for fused in records:
+        rows_path = Path(run_dir) / str(fused.record.get("rows_file", ""))
+        found.append((fused.record, read_table(rows_path, schema=SCORES_SCHEMA)))
     return found, skipped
 
 

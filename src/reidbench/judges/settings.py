@@ -17,8 +17,9 @@ from reidbench.errors import UserError
 from reidbench.judges.images import ImageSpec
 from reidbench.judges.presets import FAMILIES, NO_KEY, Price, price_for, split_preset
 from reidbench.judges.prompts import Prompt, load_prompt
+from reidbench.rundir import DEFAULT_SCALE
 
-SCALE = 100.0  # LVLM prompts answer on 0-100
+SCALE = DEFAULT_SCALE["lvlm"]  # LVLM prompts answer on 0-100
 
 # Structured-output mechanisms each client can use (extra.structured_mode picks one).
 STRUCTURED_MODES = {
