@@ -24,6 +24,7 @@ from reidbench.errors import UserError
 from reidbench.metrics import verification as ver
 from reidbench.metrics.run_metrics import compute_metrics, write_metrics
 from reidbench.metrics.splits import calibration_mask
+from reidbench.pairs import pairset_hash
 from reidbench.tables import SCORES_SCHEMA, write_table
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -53,7 +54,7 @@ def _write_run(
         path_a=[f"query/{i:04d}_c1.jpg" for i in range(n)],
         path_b=[f"gallery/{i:04d}_c2.jpg" for i in range(n)],
     )
-    meta = {"seed": 0, "split": "query-gallery", "content_hash": "abc"}
+    meta = {"seed": 0, "split": "query-gallery", "content_hash": pairset_hash(pairs)}
     if triplets is not None:
         meta["triplets"] = triplets
     write_table(root / "pairs.parquet", pairs, meta)
@@ -522,7 +523,7 @@ def test_speed_workload_shape_is_supported(tmp_path):
     ids = _pair_ids(n)
     rows, systems = [], []
     for k in range(5):
-        s = rng.normal(size=n) + labels * (k + 1) / 3
+        s = 1.0 / (1.0 + np.exp(-(rng.normal(size=n) + labels * (k + 1) / 3)))  # on 0-1
         rows += [_row(int(p), f"s{k}", score=float(v)) for p, v in zip(ids, s, strict=True)]
         systems.append({"name": f"s{k}", "type": "reid", "scale": 1.0, "threshold": None})
     _write_run(tmp_path, labels, systems, rows, config={"bootstrap": 30})

@@ -218,6 +218,9 @@ def _highlights(metrics: Mapping[str, Any]) -> list[str]:
                 f"{d['diff']:+.3f} [{ci_d['low']:+.3f}, {ci_d['high']:+.3f}]; the interval "
                 f"{verdict} 0."
             )
+    for s in metrics.get("fusion_skipped") or []:
+        if isinstance(s, Mapping):
+            out.append(f"Fused system {s.get('name')} is not reported: {s.get('reason')}.")
     partial = [
         (n, b) for n, b in systems.items() if fmt.is_num(b.get("coverage")) and b["coverage"] < 1
     ]

@@ -81,6 +81,9 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
     subsets = sorted({str(b["evaluated_on"]) for b in systems.values() if b.get("evaluated_on")})
     if subsets:
         lines.append(f"† evaluated on a subset of the pairs only: {'; '.join(subsets)}.")
+    for s in metrics.get("fusion_skipped") or []:
+        if isinstance(s, Mapping):
+            lines.append(f"Fused system {_cell(str(s.get('name')))} not shown: {s.get('reason')}.")
     if run.get("synthetic"):
         lines.append(
             "> SYNTHETIC DATA: procedural pedestrians, not real people; these numbers say "

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 
 from reidbench.errors import UserError
 from reidbench.rundir.halves import calibration_mask
+from reidbench.rundir.verify import check_pairs_hash, check_scores
 from reidbench.tables import PAIRS_SCHEMA, SCORES_SCHEMA, STATUSES, read_meta, read_table
 
 __all__ = [
@@ -542,10 +543,17 @@ def open_run(run_dir: str | Path, *, seed: int | None = None) -> RunDir:
     raw_seed = cfg.get("seed", 0) if seed is None else seed
     if isinstance(raw_seed, bool) or not isinstance(raw_seed, int) or raw_seed < 0:
         raise UserError(f"{manifest}: config.seed must be a whole number >= 0")
-    pairs, _ = read_pairs_table(run_dir / "pairs.parquet")
+    pairs_path = run_dir / "pairs.parquet"
+    pairs, pairs_table = read_pairs_table(pairs_path)
+    notes = []
+    note = check_pairs_hash(pairs_path, pairs_table, pairs.meta, run)
+    if note:
+        notes.append(note)
     scores_path = run_dir / "scores.parquet"
-    rows = rows_by_system(read_table(scores_path, schema=SCORES_SCHEMA), pairs, scores_path)
     entries = {str(e.get("name")): e for e in run["systems"] if isinstance(e, dict)}
+    scores = read_table(scores_path, schema=SCORES_SCHEMA)
+    check_scores(scores_path, scores, {n: system_scale(e) for n, e in entries.items()})
+    rows = rows_by_system(scores, pairs, scores_path)
     stray = [name for name in rows if name not in entries]
     if stray:
         raise UserError(
@@ -557,7 +565,9 @@ def open_run(run_dir: str | Path, *, seed: int | None = None) -> RunDir:
         for name, entry in entries.items()
         if "name" in entry
     }
-    return RunDir(path=run_dir, run=run, pairs=pairs, seed=raw_seed, rows=rows, systems=systems)
+    return RunDir(
+        path=run_dir, run=run, pairs=pairs, seed=raw_seed, rows=rows, systems=systems, notes=notes
+    )
 
 
 def inputs_digest(data: RunDir, systems: list[str]) -> str:
@@ -618,6 +628,8 @@ def _load_fused(data: RunDir) -> tuple[list[FusedRecord], list[dict[str, str]]]:
             )
             continue
         table = read_table(rows_path, schema=SCORES_SCHEMA)
+        entry = record.get("entry") or {}
+        check_scores(rows_path, table, {name: system_scale(entry)})
         rows = rows_by_system(table, data.pairs, rows_path).get(name, Rows.empty())
         found.append(FusedRecord(record, rows))
     return found, skipped

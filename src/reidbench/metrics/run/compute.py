@@ -159,6 +159,12 @@ def compute_metrics(
                 "meta": pairs_meta,
             },
             "protocol": _protocol(cfg, boot, calib),
+            "checks": {
+                "pairs_content_hash": "not verified" if run.notes else "verified",
+                "scores": "within each system's scale; known statuses and decisions; no "
+                "duplicate rows",
+                "notes": list(run.notes),
+            },
         },
         "systems": systems,
         "comparisons": comps,
