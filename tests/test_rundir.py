@@ -165,7 +165,7 @@ def test_old_pairs_without_hash_still_open_with_a_note(run_dir: Path):
 
 
 def test_summary_says_why_a_fused_system_was_skipped(run_dir: Path, run_cli):
-    fuse_run(run_dir, ["emb-a", "emb-b"])
+    name = fuse_run(run_dir, ["emb-a", "emb-b"], select_inputs=False)["name"]
     # re-score emb-b (a different run of it): the fusion record is now stale
     table = pq.read_table(run_dir / "scores.parquet")
     systems = table.column("system").to_pylist()
@@ -177,7 +177,7 @@ def test_summary_says_why_a_fused_system_was_skipped(run_dir: Path, run_cli):
     r = run_cli("report", run_dir)
     assert r.code == 0, r.err
     summary = (run_dir / "summary.md").read_text(encoding="utf-8")
-    assert "Fused system logistic(emb-a+emb-b) not shown: stale" in summary
+    assert f"Fused system {name} not shown: stale" in summary
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     assert "is not reported: stale" in html
 
@@ -185,3 +185,38 @@ def test_summary_says_why_a_fused_system_was_skipped(run_dir: Path, run_cli):
 def test_open_run_errors_name_the_file(tmp_path: Path):
     with pytest.raises(UserError, match=r"run\.json: not found"):
         open_run(tmp_path)
+
+
+def test_bootstrap_hands_each_call_the_clusters_of_its_pairs(monkeypatch):
+    """Wiring a dependence-aware method is one place: Bootstrap slices `clusters` by `at`."""
+    from reidbench.metrics import stats
+
+    seen = []
+
+    def fake_ci(y, s, pred, n, seed, *, level, rates=None, clusters=None):
+        seen.append(("ci", clusters))
+        return {"intervals": {}}
+
+    def fake_auc(y, a, b, n, seed, level, clusters=None):
+        seen.append(("auc", clusters))
+        return {"p_value": None, "ci": None}
+
+    def fake_mcnemar(a, b, clusters=None):
+        seen.append(("mcnemar", clusters))
+        return {}
+
+    monkeypatch.setattr(stats, "bootstrap_ci", fake_ci)
+    monkeypatch.setattr(stats, "paired_bootstrap_auc", fake_auc)
+    monkeypatch.setattr(stats, "mcnemar", fake_mcnemar)
+    codes = np.stack([np.arange(6), np.arange(6) + 10], axis=1)
+    mask = np.array([True, False, True, True, False, False])
+    boot = Bootstrap(n_boot=5, seed=0, clusters=codes)
+    y = np.array([0, 1, 1])
+    boot.ci(y, y * 1.0, None, at=mask)
+    boot.auc_diff(y, y * 1.0, y * 1.0, at=mask)
+    boot.subset(mask).mcnemar(y == 1, y == 1)
+    assert [k for k, _ in seen] == ["ci", "auc", "mcnemar"]
+    for _, c in seen:
+        np.testing.assert_array_equal(c, codes[mask])
+    Bootstrap(n_boot=5).mcnemar(y == 1, y == 1)  # no clusters: the keyword is not passed
+    assert seen[-1] == ("mcnemar", None)

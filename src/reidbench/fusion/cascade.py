@@ -329,7 +329,7 @@ def fuse_cascade(
     """
     calib = data.calibration() if calib is None else np.asarray(calib, dtype=bool)
     inputs = cascade_inputs(data, reid, lvlm, calib)
-    held = np.flatnonzero(~calib)
+    held = np.flatnonzero(data.held_out(calib))
     cal_rows = np.flatnonzero(calib)
     t = inputs.reid.threshold
     d_cal = inputs.distance[calib]

@@ -454,7 +454,7 @@ def fuse_logistic(
     failed = {
         name: {
             "calibration": int((~views[name].answered[calib]).sum()),
-            "held_out": int((~views[name].answered[~calib]).sum()),
+            "held_out": int((~views[name].answered[data.held_out(calib)]).sum()),
         }
         for name in systems
     }

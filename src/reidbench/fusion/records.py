@@ -26,14 +26,11 @@ from reidbench.fusion.logistic import fuse_logistic
 from reidbench.fusion.rundata import RunData, inputs_digest, read_run
 from reidbench.progress import Log, no_log
 from reidbench.rundir import FUSED_SCALE, FUSION_FORMAT
+from reidbench.rundir.halves import IDENTITY_RULE
 from reidbench.tables import SCORES_SCHEMA, read_table, write_table
 
 FORMAT = FUSION_FORMAT
-SPLIT_RULE = (
-    "reidbench.metrics.splits.calibration_mask(pair_id, label, seed): per label, pairs "
-    "ordered by a keyed hash of (pair_id, seed) alternate between half A (calibration: "
-    "fitting, thresholds, bands) and half B (held out: every reported number)"
-)
+SPLIT_RULE = "reidbench.rundir.RunDir.halves(): identity-disjoint halves; " + IDENTITY_RULE
 
 
 def fusion_dir(run_dir: str | Path) -> Path:
@@ -58,13 +55,16 @@ def default_name(method: str, systems: list[str]) -> str:
 
 def _split(data: RunData, calib: np.ndarray) -> dict[str, Any]:
     y = data.label
+    held = data.held_out(calib)
     return {
         "seed": data.seed,
         "rule": SPLIT_RULE,
         "n_calibration": int(calib.sum()),
-        "n_held_out": int((~calib).sum()),
+        "halves": "identity",
+        "n_across": int((~calib & ~held).sum()),
+        "n_held_out": int(held.sum()),
         "n_calibration_same": int(y[calib].sum()),
-        "n_held_out_same": int(y[~calib].sum()),
+        "n_held_out_same": int(y[held].sum()),
     }
 
 
@@ -130,13 +130,16 @@ def fit_logistic_record(
     says which inputs the fitted model kept. Costs, tokens and imputation reasons of the
     rows are those of the kept inputs: a dropped input is not needed to score a pair.
     """
-    name = name or default_name("logistic", systems)
-    _check_name(data, name)
+    if name:
+        _check_name(data, name)
     fused = fuse_logistic(
         data, systems, calib=calib, cv_folds=cv_folds, cs=cs, select=select_inputs
     )
+    # named by the inputs it kept: a dropped input does not score a single pair
+    name = name or default_name("logistic", list(fused.inputs))
+    _check_name(data, name)
     calib = fused.calib
-    held = np.flatnonzero(~calib)
+    held = np.flatnonzero(data.held_out(calib))
     views = [data.system(s) for s in fused.inputs]
     cost = np.nansum(np.stack([np.where(v.has_row, v.cost, 0.0) for v in views]), axis=0)
     t_in = np.sum(np.stack([v.tokens_in for v in views]), axis=0)
@@ -196,7 +199,7 @@ def fit_cascade_record(
         calib=calib,
     )
     op = fused.operating
-    held = np.flatnonzero(~fused.calib)
+    held = np.flatnonzero(data.held_out(fused.calib))
     lv = data.system(lvlm)
 
     def why(i: int) -> str:

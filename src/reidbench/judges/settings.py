@@ -204,6 +204,8 @@ def system_manifest(system: LVLMSystemConfig | ResolvedSystem) -> dict[str, Any]
         },
         "scale": SCALE,
         "threshold": c.threshold,
+        # set in the config: used as is, not cross-fitted (docs/metrics.md, Thresholds)
+        "threshold_fixed": "threshold" in c.model_fields_set,
         "both_orders": c.both_orders,
         "repeats": c.repeats,
     }

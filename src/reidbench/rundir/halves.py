@@ -12,9 +12,25 @@ balance and half A gets the odd one out.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
-__all__ = ["calibration_mask", "split_halves"]
+__all__ = [
+    "ACROSS",
+    "HALF_A",
+    "HALF_B",
+    "Halves",
+    "calibration_mask",
+    "identity_codes",
+    "identity_halves",
+    "image_codes",
+    "pair_halves",
+    "split_halves",
+]
+
+HALF_A, HALF_B, ACROSS = 0, 1, -1
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -69,3 +85,108 @@ def split_halves(
     """Row indices of half A (calibration) and half B (held out), each sorted ascending."""
     mask = calibration_mask(pair_ids, labels, seed)
     return np.flatnonzero(mask), np.flatnonzero(~mask)
+
+
+# --- identity-disjoint halves (issue #9 item 5) -------------------------------------------
+
+
+IDENTITY_RULE = (
+    "identities (distractors and junk: one identity per image) ordered by a keyed hash of "
+    "(identity, seed) alternate between half A (calibration) and half B (held out); a pair "
+    "belongs to the half that holds both its identities; a different-person pair whose two "
+    "identities fall in different halves is 'across' and is used neither for fitting nor for "
+    "the held-out comparison of fitted systems"
+)
+PAIR_RULE = (
+    "per label, pairs ordered by a keyed hash of (pair_id, seed) alternate between half A "
+    "(calibration) and half B (held out); halves share identities and images"
+)
+
+
+def identity_codes(
+    pid_a: np.ndarray, pid_b: np.ndarray, image_a: np.ndarray, image_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Identity per side: the pid, or a unique negative code per image for pid <= 0
+    (distractors, junk), so that distractor images never tie two pairs together."""
+    ia = np.where(np.asarray(pid_a) > 0, pid_a, -1 - np.asarray(image_a, dtype=np.int64))
+    ib = np.where(np.asarray(pid_b) > 0, pid_b, -1 - np.asarray(image_b, dtype=np.int64))
+    return ia.astype(np.int64), ib.astype(np.int64)
+
+
+def image_codes(path_a: np.ndarray, path_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One integer per distinct image path, shared by both sides."""
+    n = len(path_a)
+    paths = np.concatenate([np.asarray(path_a), np.asarray(path_b)]).astype(str)
+    _, codes = np.unique(paths, return_inverse=True)
+    codes = codes.astype(np.int64)
+    return codes[:n], codes[n:]
+
+
+@dataclass(frozen=True)
+class Halves:
+    """Per pair: HALF_A (0, calibration), HALF_B (1, held out) or ACROSS (-1)."""
+
+    half: np.ndarray
+    kind: str  # "identity" | "pair"
+    seed: int
+
+    @property
+    def a(self) -> np.ndarray:
+        return self.half == HALF_A
+
+    @property
+    def b(self) -> np.ndarray:
+        return self.half == HALF_B
+
+    @property
+    def across(self) -> np.ndarray:
+        return self.half == ACROSS
+
+    def take(self, keep: np.ndarray) -> Halves:
+        return Halves(self.half[keep], self.kind, self.seed)
+
+    def leakage(
+        self, id_a: np.ndarray, id_b: np.ndarray, img_a: np.ndarray, img_b: np.ndarray
+    ) -> dict[str, int]:
+        """Identities and images that occur in pairs of both halves (0 for identity halves)."""
+
+        def shared(xa: np.ndarray, xb: np.ndarray) -> int:
+            in_a = np.union1d(xa[self.a], xb[self.a])
+            in_b = np.union1d(xa[self.b], xb[self.b])
+            return int(np.intersect1d(in_a, in_b).size)
+
+        return {"identities": shared(id_a, id_b), "images": shared(img_a, img_b)}
+
+    def to_json(self, labels: np.ndarray) -> dict[str, Any]:
+        y = np.asarray(labels)
+        return {
+            "kind": self.kind,
+            "seed": self.seed,
+            "rule": IDENTITY_RULE if self.kind == "identity" else PAIR_RULE,
+            "n_half_a": int(self.a.sum()),
+            "n_half_b": int(self.b.sum()),
+            "n_across": int(self.across.sum()),
+            "n_half_a_same": int(y[self.a].sum()),
+            "n_half_b_same": int(y[self.b].sum()),
+        }
+
+
+def identity_halves(id_a: np.ndarray, id_b: np.ndarray, seed: int = 0) -> Halves:
+    """Seeded identity-disjoint halves; depends only on the identities and the seed."""
+    ia = np.asarray(id_a, dtype=np.int64)
+    ib = np.asarray(id_b, dtype=np.int64)
+    idents = np.union1d(ia, ib)
+    keys = _pair_keys(idents, seed)  # the same keyed hash, over identity codes
+    order = np.lexsort((idents, keys))
+    in_b = np.zeros(idents.size, dtype=bool)
+    in_b[order[1::2]] = True  # half A gets the odd one out
+    side_a = in_b[np.searchsorted(idents, ia)]
+    side_b = in_b[np.searchsorted(idents, ib)]
+    half = np.where(side_a == side_b, side_a.astype(np.int8), np.int8(ACROSS)).astype(np.int8)
+    return Halves(half, "identity", int(seed))
+
+
+def pair_halves(pair_ids: np.ndarray, labels: np.ndarray, seed: int = 0) -> Halves:
+    """The former pair-level halves (kept for records fitted before identity halves)."""
+    mask = calibration_mask(pair_ids, labels, seed)
+    return Halves(np.where(mask, HALF_A, HALF_B).astype(np.int8), "pair", int(seed))

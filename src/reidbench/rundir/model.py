@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reidbench.errors import UserError
-from reidbench.rundir.halves import calibration_mask
+from reidbench.rundir.halves import Halves, identity_codes, identity_halves, image_codes
 from reidbench.rundir.verify import check_pairs_hash, check_scores
 from reidbench.tables import PAIRS_SCHEMA, SCORES_SCHEMA, STATUSES, read_meta, read_table
 
@@ -154,19 +154,26 @@ class Pairs:
     @cached_property
     def images(self) -> tuple[np.ndarray, np.ndarray]:
         """(image_a, image_b): one integer code per distinct image path, shared by both sides."""
-        paths = np.concatenate([self.path_a, self.path_b]).astype(str)
-        _, codes = np.unique(paths, return_inverse=True)
-        codes = codes.astype(np.int64)
-        return codes[: self.n], codes[self.n :]
+        return image_codes(self.path_a, self.path_b)
 
     @cached_property
     def identities(self) -> tuple[np.ndarray, np.ndarray]:
         """(id_a, id_b): the pid, except that distractors and junk (pid <= 0) are one identity
         per image (a unique negative code), so that they never tie two pairs together."""
-        img_a, img_b = self.images
-        id_a = np.where(self.pid_a > 0, self.pid_a, -1 - img_a)
-        id_b = np.where(self.pid_b > 0, self.pid_b, -1 - img_b)
-        return id_a.astype(np.int64), id_b.astype(np.int64)
+        return identity_codes(self.pid_a, self.pid_b, *self.images)
+
+    def clusters(self) -> np.ndarray:
+        """(n, 2) identity codes per pair (a side, b side): the clusters of a dependence-aware
+        bootstrap (`metrics.run.Bootstrap(clusters=...)`)."""
+        return np.stack(self.identities, axis=1)
+
+    def halves(self, seed: int) -> Halves:
+        """The identity-disjoint calibration / held-out halves (docs/metrics.md)."""
+        return identity_halves(*self.identities, seed)
+
+    def leakage(self, halves: Halves) -> dict[str, int]:
+        """Identities and images found in both halves (0 for identity halves)."""
+        return halves.leakage(*self.identities, *self.images)
 
     def rows_of(self, ids: np.ndarray, where: str) -> np.ndarray:
         """Row index in this table of each pair id (a UserError names an unknown one)."""
@@ -473,6 +480,7 @@ class RunDir:
     systems: dict[str, SystemView]
     notes: list[str] = field(default_factory=list)
     _fused: tuple[list[FusedRecord], list[dict[str, str]]] | None = None
+    _halves: Halves | None = None
 
     # Names fusion used when this was `fusion.rundata.RunData`.
     @property
@@ -507,9 +515,22 @@ class RunDir:
     def entries(self) -> dict[str, dict[str, Any]]:
         return {str(e.get("name")): e for e in self.run["systems"] if isinstance(e, dict)}
 
+    def halves(self) -> Halves:
+        """THE calibration / held-out halves of docs/metrics.md, for this run's seed."""
+        if self._halves is None:
+            self._halves = self.pairs.halves(self.seed)
+        return self._halves
+
     def calibration(self) -> np.ndarray:
-        """THE calibration mask (half A) of docs/metrics.md, for this run's seed."""
-        return calibration_mask(self.pairs.pair_id, self.pairs.label, self.seed)
+        """THE calibration mask (half A), for this run's seed."""
+        return self.halves().a
+
+    def held_out(self, calib: np.ndarray | None = None) -> np.ndarray:
+        """Held-out half B; for a caller's own calibration mask, its complement."""
+        h = self.halves()
+        if calib is None or np.array_equal(calib, h.a):
+            return h.b
+        return ~np.asarray(calib, dtype=bool)
 
     def system(self, name: str) -> SystemView:
         if name not in self.systems:

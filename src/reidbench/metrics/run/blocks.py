@@ -3,6 +3,7 @@ decisions, ranking metrics over the scored pairs, and why a value is null."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,12 @@ import numpy as np
 from reidbench.metrics import verification as ver
 
 METRIC_NAMES = (*ver.THRESHOLD_METRICS, *ver.RANKING_METRICS)
+
+
+def pair_ids_digest(ids: np.ndarray) -> str:
+    """sha256 (16 hex) of the sorted pair ids: the same set of pairs gives the same digest."""
+    arr = np.sort(np.asarray(ids, dtype=np.int64)).astype("<i8")
+    return hashlib.sha256(arr.tobytes()).hexdigest()[:16]
 
 
 def block(

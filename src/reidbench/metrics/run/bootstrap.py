@@ -7,7 +7,7 @@ place instead of in every caller.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,15 @@ class Bootstrap:
     n_boot: int = 1000
     seed: int = 0
     level: float = 0.95
+    # Per-pair cluster codes of the pairs the callers index (`RunDir.pairs.identities`
+    # stacked, shape (n, 2)); None = pairs resampled independently. Callers say which pairs
+    # a call uses (`at=`), so handing the dependence-aware tests their `clusters=` is this
+    # field plus `_kw`, in this file only.
+    clusters: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def subset(self, keep: np.ndarray) -> Bootstrap:
+        """The same settings for a subset of the pairs (clusters re-indexed)."""
+        return replace(self, clusters=None if self.clusters is None else self.clusters[keep])
 
     def ci(
         self,
@@ -30,11 +39,12 @@ class Bootstrap:
         pred: np.ndarray | None,
         *,
         rates: dict[str, np.ndarray] | None = None,
-        clusters: np.ndarray | None = None,
+        at: np.ndarray | None = None,
     ) -> dict[str, Any]:
-        """Intervals for every metric of one system on these pairs (`stats.bootstrap_ci`)."""
+        """Intervals for every metric of one system on these pairs (`stats.bootstrap_ci`);
+        `at` = which of the pairs (mask or indices) y and s hold, None = all."""
         return stats.bootstrap_ci(
-            y, s, pred, self.n_boot, self.seed, level=self.level, rates=rates, **_kw(clusters)
+            y, s, pred, self.n_boot, self.seed, level=self.level, rates=rates, **self._kw(at)
         )
 
     def auc_diff(
@@ -43,7 +53,7 @@ class Bootstrap:
         s_a: np.ndarray,
         s_b: np.ndarray,
         *,
-        clusters: np.ndarray | None = None,
+        at: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """Paired bootstrap of AUC(A) - AUC(B) on identical pairs.
 
@@ -51,7 +61,7 @@ class Bootstrap:
         min(1, 2 (k + 1) / (B + 1)) (Davison & Hinkley 1997, eq. 4.11), not 2 k / B.
         """
         out = stats.paired_bootstrap_auc(
-            y, s_a, s_b, self.n_boot, self.seed, self.level, **_kw(clusters)
+            y, s_a, s_b, self.n_boot, self.seed, self.level, **self._kw(at)
         )
         p, ci = out.get("p_value"), out.get("ci")
         if p is not None and ci and ci.get("n_valid"):
@@ -66,10 +76,10 @@ class Bootstrap:
         correct_a: np.ndarray,
         correct_b: np.ndarray,
         *,
-        clusters: np.ndarray | None = None,
+        at: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """Paired test of two systems' decisions on identical pairs (`stats.mcnemar`)."""
-        return stats.mcnemar(correct_a, correct_b, **_kw(clusters))
+        return stats.mcnemar(correct_a, correct_b, **self._kw(at))
 
     def protocol(self) -> dict[str, Any]:
         return {
@@ -79,7 +89,8 @@ class Bootstrap:
             "method": "percentile",
         }
 
-
-def _kw(clusters: np.ndarray | None) -> dict[str, Any]:
-    # The dependence-aware versions in `stats` take `clusters=`; the pair bootstrap does not.
-    return {} if clusters is None else {"clusters": clusters}
+    def _kw(self, at: np.ndarray | None) -> dict[str, Any]:
+        # The dependence-aware versions in `stats` take `clusters=`; the pair bootstrap does not.
+        if self.clusters is None:
+            return {}
+        return {"clusters": self.clusters if at is None else self.clusters[at]}

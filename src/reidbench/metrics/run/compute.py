@@ -22,7 +22,9 @@ from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.metrics.run.comparisons import comparisons
 from reidbench.metrics.run.fused import fused_systems, system_on
 from reidbench.metrics.run.headline import system_block
-from reidbench.metrics.run.thresholds import Decided
+from reidbench.metrics.run.like_for_like import held_out_view
+from reidbench.metrics.run.negatives import by_negative_kind, mined_mask, miner_warnings
+from reidbench.metrics.run.thresholds import DEFAULT_RULE, RULE_TEXT, RULES, Decided
 from reidbench.progress import NullProgress, Progress
 from reidbench.rundir import RunDir, clean_json, open_run, read_json
 
@@ -39,7 +41,7 @@ def _retrieval(run_dir: Path) -> dict[str, Any]:
     return clean_json(data)
 
 
-def _protocol(run_cfg: dict, boot: Bootstrap, calib: np.ndarray) -> dict:
+def _protocol(run_cfg: dict, boot: Bootstrap, split: dict[str, Any], rule: str) -> dict:
     return {
         "primary_answer": "the scores row with order 'ab' and repeat 0; other rows feed "
         "consistency only",
@@ -47,15 +49,12 @@ def _protocol(run_cfg: dict, boot: Bootstrap, calib: np.ndarray) -> dict:
         "decision_rule": "same when score >= threshold, on the system's own scale; "
         "answers with no score use the system's stated decision (and are left out of "
         "AUC, PR-AUC, EER, TAR and score distributions)",
-        "thresholds": "LVLM: the recorded threshold (default 50 on 0-100); embedder with no "
-        "recorded threshold: best F1 on calibration half A",
-        "split": {
-            "seed": boot.seed,
-            "rule": "per label, pairs ordered by a keyed hash of (pair_id, seed) alternate "
-            "between half A (calibration) and half B (held out)",
-            "n_half_a": int(calib.sum()),
-            "n_half_b": int((~calib).sum()),
-        },
+        "thresholds": f"every system without a threshold fixed in the config: {RULE_TEXT[rule]}, "
+        "2-fold cross-fitted over the identity-disjoint halves (half A's threshold decides half "
+        "B and vice versa; pairs across the halves at the mean of the two); a threshold fixed "
+        "in the config is used as is ('fixed'); LVLMs also report an 'as_prompted' block",
+        "threshold_rule": rule,
+        "split": split,
         "bootstrap": boot.protocol(),
         "pr_auc": "average precision (sklearn.metrics.average_precision_score)",
         "auc": "ROC AUC (sklearn.metrics.roc_auc_score)",
@@ -82,6 +81,7 @@ def compute_metrics(
     seed: int | None = None,
     level: float = 0.95,
     progress: Progress | None = None,
+    threshold_rule: str | None = None,
 ) -> dict[str, Any]:
     """Everything metrics.json holds, for the run in ``run_dir`` (see docs/metrics.md).
 
@@ -103,8 +103,13 @@ def compute_metrics(
         cfg.get("bootstrap", 1000) if bootstrap is None else bootstrap, "bootstrap", run.path
     )
     boot = Bootstrap(n_boot=n_boot, seed=run.seed, level=level)
+    rule = str(threshold_rule or cfg.get("threshold_rule") or DEFAULT_RULE)
+    if rule not in RULES:
+        raise UserError(f"threshold rule {rule!r}: use one of {', '.join(RULES)}")
     pairs = run.pairs
-    calib = run.calibration()
+    halves = run.halves()
+    split = halves.to_json(pairs.label)
+    split["leakage"] = pairs.leakage(halves)
     triplets = pairs.triplets(run.run)
     retrieval = _retrieval(run.path)
 
@@ -119,10 +124,10 @@ def compute_metrics(
             entry = view.entry
             if isinstance(entry.get("asked"), dict):  # a live cascade asked this LVLM a subset
                 keep = np.isin(pairs.pair_id, view.rows.pair_id)
-                block, decided, ex = system_on(keep, view, pairs, calib, triplets, boot)
+                block, decided, ex = system_on(keep, view, pairs, halves, triplets, boot)
                 block["evaluated_on"] = "pairs asked: " + str(entry["asked"].get("rule", ""))
             else:
-                block, decided, ex = system_block(view, pairs, calib, triplets, boot)
+                block, decided, ex = system_block(view, pairs, halves, triplets, boot, rule=rule)
             if name in retrieval:
                 block["retrieval"] = retrieval[name]
             systems[name] = block
@@ -130,12 +135,20 @@ def compute_metrics(
             examples[name] = ex
             prog.advance(1)
         records, skipped = run.fused()
-        fused = fused_systems(records, skipped, pairs, calib, triplets, boot, views)
+        fused = fused_systems(records, skipped, pairs, halves, triplets, boot, views)
         for name, block, decided, ex in fused["systems"]:
             systems[name] = block
             views.append(decided)
             examples[name] = ex
         comps = comparisons(views, pairs.label, boot, pairs.pair_id)
+        held_view = None
+        if any(b.get("evaluated_on") for b in systems.values()):
+            held_view = held_out_view(views, pairs, halves, boot, systems)
+        mined, miner = mined_mask(pairs)
+        if miner is not None:
+            for v in views:
+                if not systems[v.name].get("evaluated_on"):
+                    systems[v.name]["by_negative_kind"] = by_negative_kind(v, pairs, mined, miner)
         prog.advance(len(comps))
     finally:
         prog.finish()
@@ -158,18 +171,21 @@ def compute_metrics(
                 "n_triplets": int(triplets.shape[0]),
                 "meta": pairs_meta,
             },
-            "protocol": _protocol(cfg, boot, calib),
+            "protocol": _protocol(cfg, boot, split, rule),
             "checks": {
                 "pairs_content_hash": "not verified" if run.notes else "verified",
                 "scores": "within each system's scale; known statuses and decisions; no "
                 "duplicate rows",
-                "notes": list(run.notes),
+                "notes": [*run.notes, *fused["notes"]],
             },
         },
         "systems": systems,
         "comparisons": comps,
+        "warnings": miner_warnings(miner, run.entries),
         "failures": {"ranking": fail.rank_systems(counts), "examples": examples},
     }
+    if held_view is not None:
+        out["held_out"] = held_view
     other = {k: v for k, v in retrieval.items() if k not in systems}
     if other:
         out["retrieval_other"] = other

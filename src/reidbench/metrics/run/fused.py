@@ -13,10 +13,11 @@ from reidbench.metrics.run.failures import failures_as_wrong_summary
 from reidbench.metrics.run.headline import system_block
 from reidbench.metrics.run.thresholds import Decided
 from reidbench.rundir import FusedRecord, Pairs, SystemView
+from reidbench.rundir.halves import Halves
 
 SUBSET_TUNED_NOTE = (
-    "not applicable: this system is evaluated on a subset of held-out pairs only; its "
-    "threshold was already chosen on calibration half A"
+    "not applicable: this system is evaluated on held-out pairs only; its threshold was "
+    "already chosen on calibration half A"
 )
 
 
@@ -24,13 +25,16 @@ def system_on(
     keep: np.ndarray,
     view: SystemView,
     pairs: Pairs,
-    calib: np.ndarray,
+    halves: Halves,
     triplets: np.ndarray,
     boot: Bootstrap,
 ) -> tuple[dict[str, Any], Decided, dict[str, Any]]:
-    """`system_block` over the pairs in `keep` only; the view comes back laid over all pairs."""
+    """`system_block` over the pairs in `keep` only, at the recorded threshold (fitted or
+    asked on half A already); the view comes back laid over all pairs."""
     sub = pairs.subset(keep)
-    block_, d, ex = system_block(view.take(keep, pairs), sub, calib[keep], triplets, boot)
+    block_, d, ex = system_block(
+        view.take(keep, pairs), sub, halves.take(keep), triplets, boot.subset(keep), fit=False
+    )
     block_["tuned_halves"]["note"] = SUBSET_TUNED_NOTE
     return block_, d.expand(keep, pairs.n), ex
 
@@ -39,12 +43,18 @@ def fused_systems(
     records: list[FusedRecord],
     skipped: list[dict[str, str]],
     pairs: Pairs,
-    calib: np.ndarray,
+    halves: Halves,
     triplets: np.ndarray,
     boot: Bootstrap,
     views: list[Decided],
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"systems": [], "fusion": {}, "cascade": {}, "fusion_skipped": []}
+    out: dict[str, Any] = {
+        "systems": [],
+        "fusion": {},
+        "cascade": {},
+        "fusion_skipped": [],
+        "notes": [],
+    }
     out["fusion_skipped"] = list(skipped)
     by_name = {v.name: v for v in views}
     for fused in records:
@@ -55,8 +65,19 @@ def fused_systems(
             )
             continue
         view = fused.view(pairs.n)
-        keep = np.isin(pairs.pair_id, view.rows.pair_id)
-        block_, d, ex = system_on(keep, view, pairs, calib, triplets, boot)
+        split = record.get("split") or {}
+        if split.get("halves") == "identity" and split.get("seed") == halves.seed:
+            keep = halves.b  # coverage over every pair it was meant to answer
+        else:  # a record fitted on the former pair-level halves
+            keep = np.isin(pairs.pair_id, view.rows.pair_id)
+            out["notes"].append(
+                f"{name}: fitted on the former pair-level halves (before identity-disjoint "
+                "halves), so its held-out pairs share identities with its calibration pairs; "
+                "re-run `reidbench fuse` to refit"
+            )
+        if np.any(np.isin(view.rows.pair_id, pairs.pair_id[~keep])):
+            keep = keep | np.isin(pairs.pair_id, view.rows.pair_id)
+        block_, d, ex = system_on(keep, view, pairs, halves, triplets, boot)
         block_["evaluated_on"] = "held-out"
         block_["threshold_source"] = "fusion"
         block_["threshold_calibration"] = {
@@ -113,9 +134,9 @@ def versus_singles(
             n_answered=int(m.sum()),
             coverage=float(m.sum() / held.sum()) if held.any() else None,
             threshold=v.threshold,
-            ci=boot.ci(y[m], v.score[m], pred)["intervals"],
+            ci=boot.ci(y[m], v.score[m], pred, at=m)["intervals"],
         )
-        b["failures_as_wrong"] = failures_as_wrong_summary(v.take(held), y[held], boot)
+        b["failures_as_wrong"] = failures_as_wrong_summary(v.take(held), y[held], boot.subset(held))
         singles[s] = b
     ranked = sorted(names, key=lambda s: -1.0 if singles[s]["auc"] is None else singles[s]["auc"])
     best = ranked[-1]
@@ -126,8 +147,10 @@ def versus_singles(
         versus["mcnemar"] = None
         versus["null_reasons"]["mcnemar"] = "a system has no decision threshold"
     else:
-        versus["mcnemar"] = boot.mcnemar(fused.pred[m] == (y[m] == 1), bv.pred[m] == (y[m] == 1))
-    versus["auc_diff"] = boot.auc_diff(y[m], fused.score[m], bv.score[m])
+        versus["mcnemar"] = boot.mcnemar(
+            fused.pred[m] == (y[m] == 1), bv.pred[m] == (y[m] == 1), at=m
+        )
+    versus["auc_diff"] = boot.auc_diff(y[m], fused.score[m], bv.score[m], at=m)
     versus["pairs"] = "held-out pairs the best single system answered with a score"
     return {
         "singles": singles,

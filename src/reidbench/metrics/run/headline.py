@@ -14,39 +14,47 @@ from reidbench.metrics.run.blocks import block
 from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.metrics.run.consistency import consistency
 from reidbench.metrics.run.costs import costs
-from reidbench.metrics.run.thresholds import Decided, choose_threshold, decide_or_none, tuned_halves
+from reidbench.metrics.run.thresholds import (
+    DEFAULT_RULE,
+    Decided,
+    as_prompted,
+    decide_or_none,
+    decided,
+    tuned_halves,
+)
 from reidbench.rundir import Pairs, SystemView, clean_json
+from reidbench.rundir.halves import Halves
 
 THRESHOLD_NOTES = {
-    "calibration_best_f1": "chosen by best F1 on calibration half A, then applied to all "
-    "answered pairs (half A included, so slightly optimistic; tuned_halves has held-out numbers)",
-    "lvlm_default": "run.json records no threshold: the LVLM default 50 on 0-100",
+    "crossfit_accuracy": "2-fold cross-fit over the identity-disjoint halves, maximum accuracy: "
+    "half B decided at the threshold fitted on half A (shown), half A at the one fitted on B",
+    "crossfit_eer": "2-fold cross-fit over the identity-disjoint halves at the EER point: half B "
+    "decided at the threshold fitted on half A (shown), half A at the one fitted on B",
+    "crossfit_f1": "2-fold cross-fit over the identity-disjoint halves, best F1: half B decided "
+    "at the threshold fitted on half A (shown), half A at the one fitted on B",
+    "fixed": "fixed in the config (not fitted), on the system's own scale",
+    "stated": "no scores: the system's own same/different answers",
     "recorded": "the threshold recorded in run.json, on the system's own scale",
+    "lvlm_default": "the LVLM default 50 on 0-100",
+    "none": "no threshold",
+    "recorded_fallback": "cross-fitting was impossible (see threshold_crossfit): the threshold "
+    "recorded in run.json",
 }
-
-
-def decided(view: SystemView, y: np.ndarray, calib: np.ndarray) -> tuple[Decided, dict[str, Any]]:
-    """The system with its threshold applied, and how the threshold was chosen."""
-    answered = view.answered
-    score = np.where(answered, view.score, np.nan)
-    choice = choose_threshold(view, y, score, calib)
-    thr = choice["threshold"]
-    stated = view.stated_same
-    pred = decide_or_none(score, thr, stated)
-    d = Decided(view.name, view.kind, view.scale, score, stated, view.status, answered, thr, pred)
-    return d, choice
 
 
 def system_block(
     view: SystemView,
     pairs: Pairs,
-    calib: np.ndarray,
+    halves: Halves,
     triplets: np.ndarray,
     boot: Bootstrap,
+    *,
+    rule: str = DEFAULT_RULE,
+    fit: bool = True,
 ) -> tuple[dict[str, Any], Decided, dict[str, Any]]:
     """(block for metrics.json, the decided view, failure examples) of one system."""
     y = pairs.label
-    d, choice = decided(view, y, calib)
+    d, choice = decided(view, y, halves, rule, fit=fit)
     thr, scale, answered, score, pred = d.threshold, d.scale, d.answered, d.score, d.pred
     out: dict[str, Any] = {
         "type": view.kind,
@@ -55,11 +63,10 @@ def system_block(
         "threshold_normalised": thr / scale if thr is not None else None,
         "threshold_source": choice["source"],
     }
-    if choice["source"] == "calibration_best_f1":
-        out["threshold_calibration"] = {
-            k: choice[k] for k in ("calibration_pairs", "calibration_f1")
-        }
-    out["threshold_note"] = THRESHOLD_NOTES[choice["source"]]
+    if "crossfit" in choice:
+        out["threshold_crossfit"] = choice["crossfit"]
+        out["threshold_rule"] = rule
+    out["threshold_note"] = THRESHOLD_NOTES.get(choice["source"], choice["source"])
     out["info"] = clean_json(view.entry)
 
     ya, sa = y[answered], score[answered]
@@ -83,13 +90,19 @@ def system_block(
         reasons["threshold"] = choice["reason"]
     out.update(head)
     out["null_reasons"] = reasons
-    out["ci"] = boot.ci(ya, sa, pa_)
+    out["ci"] = boot.ci(ya, sa, pa_, at=answered)
 
     out["confusion"] = ver.confusion(ya, pa_) if pa_ is not None else None
     scored = np.isfinite(sa)
     out["distributions"] = cv.distributions(ya[scored], sa[scored], scale)
     out["curves"] = cv.curves(ya[scored], sa[scored], scale)
-    out["tuned_halves"] = tuned_halves(d, y, calib)
+    out["tuned_halves"] = tuned_halves(d, y, halves, rule)
+    prompted = as_prompted(view, d, y)
+    if prompted is not None:
+        p_pred = decide_or_none(score, view.recorded_threshold, d.stated_same)
+        p_ans = None if p_pred is None else p_pred[answered]
+        prompted["ci"] = boot.ci(ya, sa, p_ans, at=answered)["intervals"]
+        out["as_prompted"] = prompted
     out["failures_as_wrong"] = fl.failures_as_wrong(d, y, boot)
     counts, fa, fr = fl.failure_counts(view, d, y)
     out["failures"] = counts
