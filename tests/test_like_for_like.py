@@ -185,3 +185,23 @@ def test_negatives_by_kind_and_miner_warning(tmp_path: Path):
     s = systems["emb-b"]["score"]
     keep = (run.label == 1) | mined
     assert b["mined"]["auc"] == pytest.approx(roc_auc_score(run.label[keep], s[keep]))
+
+
+def test_threshold_rule_from_the_config(tmp_path: Path):
+    import json
+
+    from reidbench.config import ExperimentConfig
+    from reidbench.errors import UserError
+
+    assert ExperimentConfig.model_fields["threshold_rule"].default == "accuracy"
+    y, systems = two_embedders_and_lvlm(n=100, seed=6)
+    root = write_run(tmp_path, y, systems, bootstrap=0)
+    manifest = json.loads((root / "run.json").read_text())
+    manifest["config"]["threshold_rule"] = "eer"
+    (root / "run.json").write_text(json.dumps(manifest))
+    m = compute_metrics(root)
+    assert m["systems"]["emb-a"]["threshold_source"] == "crossfit_eer"
+    assert m["run"]["protocol"]["threshold_rule"] == "eer"
+    assert compute_metrics(root, threshold_rule="f1")["systems"]["emb-a"]["threshold_rule"] == "f1"
+    with pytest.raises(UserError, match="threshold rule"):
+        compute_metrics(root, threshold_rule="median")
