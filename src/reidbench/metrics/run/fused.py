@@ -15,6 +15,10 @@ from reidbench.metrics.run.thresholds import Decided
 from reidbench.rundir import FusedRecord, Pairs, SystemView
 from reidbench.rundir.halves import Halves
 
+MIXED_SCALES_NOTE = (
+    "not reported: the cascade's score mixes the ReID model's and the LVLM's scales "
+    "(decisions only)"
+)
 SUBSET_TUNED_NOTE = (
     "not applicable: this system is evaluated on held-out pairs only; its threshold was "
     "already chosen on calibration half A"
@@ -77,7 +81,17 @@ def fused_systems(
             )
         if np.any(np.isin(view.rows.pair_id, pairs.pair_id[~keep])):
             keep = keep | np.isin(pairs.pair_id, view.rows.pair_id)
+        mixed = False
+        if record["method"] == "cascade":
+            op = record["cascade"]["operating_point"]
+            mixed = 0 < int(op.get("n_sent") or 0) < int(op.get("n") or 0)
+        if mixed:  # two score scales in one column: decisions only (issue #9 item 7)
+            view.score = np.full_like(view.score, np.nan)
+            view.rows.score = np.full_like(view.rows.score, np.nan)
         block_, d, ex = system_on(keep, view, pairs, halves, triplets, boot)
+        if mixed:
+            for k in ("auc", "pr_auc", "eer", "tar_at_far_1e-2"):
+                block_["null_reasons"][k] = MIXED_SCALES_NOTE
         block_["evaluated_on"] = "held-out"
         block_["threshold_source"] = "fusion"
         block_["threshold_calibration"] = {
