@@ -19,6 +19,7 @@ import pyarrow as pa
 from reidbench.tables import SCORES_SCHEMA, write_table
 
 sys.path.insert(0, str(Path(__file__).parent))
+from reidbench.pairs import pairset_hash
 from run_builders import labelled_pairs, score_row
 
 LVLM_COST = (1000 * 2.5 + 20 * 10.0) / 1e6  # one answer: 1000 tokens in, 20 out
@@ -42,7 +43,7 @@ def write_run(
     n = labels.size
     ids = pair_ids(n)
     pairs = labelled_pairs(labels, ids)
-    write_table(root / "pairs.parquet", pairs, {"content_hash": "test", "seed": seed})
+    write_table(root / "pairs.parquet", pairs, {"content_hash": pairset_hash(pairs), "seed": seed})
     rows, entries = [], []
     for name, spec in systems.items():
         kind = spec["type"]
@@ -77,7 +78,7 @@ def write_run(
         "created": "2026-01-01T00:00:00Z",
         "config": {"name": "fusion-test", "bootstrap": bootstrap, "seed": seed},
         "dataset": {"dataset": "market1501", "root": "/data", "synthetic": True},
-        "pairs": {"content_hash": "test"},
+        "pairs": {"content_hash": pairset_hash(pairs)},
         "systems": entries,
     }
     (root / "run.json").write_text(json.dumps(manifest))

@@ -18,6 +18,7 @@ from PIL import Image
 
 from reidbench.judges import load_prompt
 from reidbench.metrics.run_metrics import write_metrics
+from reidbench.pairs import pairset_hash
 from reidbench.tables import SCORES_SCHEMA, write_table
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -94,7 +95,7 @@ def make_run(
         "format": "reidbench-pairs/1",
         "seed": 0,
         "split": "query-gallery",
-        "content_hash": "f" * 64,
+        "content_hash": pairset_hash(pairs),
         "rules": {"positives": "same pid, different cameras", "orientation": "a query, b gallery"},
         "requested": {"positives": n // 2, "negatives": n // 2, "triplets": 6},
         "camera_pairs": {"positives": {"0-1": n // 2}, "negatives": {"0-1": n // 2}},

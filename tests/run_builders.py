@@ -62,3 +62,28 @@ def labelled_pairs(
         },
         schema=PAIRS_SCHEMA,
     )
+
+
+def brute_threshold(y: np.ndarray, s: np.ndarray) -> float | None:
+    """Max-accuracy threshold by a plain loop over the distinct scores (ties: fewest accepts),
+    placed midway to the next lower distinct score: the reference for the product's rule."""
+    if y.size == 0 or y.min() == y.max():
+        return None
+    cands = sorted(set(s.tolist()), reverse=True)
+    best, best_acc = 0, -1.0
+    for k, c in enumerate(cands):
+        acc = float(np.mean((s >= c) == (y == 1)))
+        if acc > best_acc + 1e-12:
+            best, best_acc = k, acc
+    return cands[best] if best + 1 == len(cands) else (cands[best] + cands[best + 1]) / 2.0
+
+
+def crossfit_reference(
+    y: np.ndarray, s: np.ndarray, answered: np.ndarray, half: np.ndarray
+) -> tuple[np.ndarray, float, float]:
+    """Decisions of 2-fold cross-fitting (half 0 = A, 1 = B, -1 = across), by brute force."""
+    fin = answered & np.isfinite(s)
+    ta = brute_threshold(y[fin & (half == 0)], s[fin & (half == 0)])
+    tb = brute_threshold(y[fin & (half == 1)], s[fin & (half == 1)])
+    thr = np.where(half == 0, tb, np.where(half == 1, ta, (ta + tb) / 2.0))
+    return s >= thr, ta, tb

@@ -24,8 +24,8 @@ from reidbench.experiment import run_experiment
 from reidbench.fusion import band_halfwidth
 from reidbench.judges.images import ImageSpec
 from reidbench.metrics.run_metrics import compute_metrics
-from reidbench.metrics.splits import calibration_mask
 from reidbench.metrics.verification import best_f1_threshold
+from reidbench.rundir.halves import identity_codes, identity_halves, image_codes
 from reidbench.tables import read_table
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -83,6 +83,16 @@ def config(data_root: Path, srv: FakeLLMServer, **cascade) -> ExperimentConfig:
     )
 
 
+def held_out_count(data_root: Path) -> int:
+    """Held-out pairs of the identity-disjoint halves of the pair set `config` curates."""
+    from reidbench.pairs import curate_pairs
+
+    table = curate_pairs(load_dataset(data_root), positives=50, negatives=50, seed=1).table
+    sides = [np.asarray(table[c].to_pylist()) for c in ("path_a", "path_b")]
+    ids = identity_codes(table["pid_a"].to_numpy(), table["pid_b"].to_numpy(), *image_codes(*sides))
+    return int(identity_halves(*ids, 0).b.sum())
+
+
 def expected_band(out: Path, fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Held-out pairs inside the band, recomputed independently from the files."""
     pairs = read_table(out / "pairs.parquet")
@@ -91,10 +101,20 @@ def expected_band(out: Path, fraction: float) -> tuple[np.ndarray, np.ndarray]:
     hand = read_table(out / "systems" / "hand.parquet")
     s = dict(zip(hand["pair_id"].to_pylist(), hand["score"].to_pylist(), strict=True))
     s = np.array([s[int(p)] for p in ids])
-    calib = calibration_mask(ids, y, 0)
+    h = identity_halves(
+        *identity_codes(
+            pairs["pid_a"].to_numpy(),
+            pairs["pid_b"].to_numpy(),
+            *image_codes(
+                np.asarray(pairs["path_a"].to_pylist()), np.asarray(pairs["path_b"].to_pylist())
+            ),
+        ),
+        0,
+    )
+    calib = h.a
     t, _, _ = best_f1_threshold(y[calib], s[calib])
     w = band_halfwidth(np.abs(s[calib] - t), fraction)
-    return ids[~calib & (np.abs(s - t) <= w)], ids[calib]
+    return ids[h.b & (np.abs(s - t) <= w)], ids[calib]
 
 
 def test_live_cascade_asks_only_the_band_and_accounts_for_every_call(
@@ -155,7 +175,7 @@ def test_live_budget_caps_spending_and_resume_never_overspends(
     data_root: Path, server: FakeLLMServer, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    n_held = 50
+    n_held = held_out_count(data_root)
     budget_usd = 9.5 * PER_CALL  # room for 9 answers
     cfg = config(data_root, server, budget_usd_per_1k=budget_usd / n_held * 1000)
     run_experiment(cfg, out, environ=ENV)

@@ -20,7 +20,6 @@ from reidbench.fusion import fuse_logistic, fuse_run, load_records, read_run
 from reidbench.fusion import logistic as logistic_mod
 from reidbench.fusion.records import fit_logistic_record, record_paths
 from reidbench.metrics.run_metrics import compute_metrics
-from reidbench.metrics.splits import calibration_mask
 from reidbench.tables import read_table
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -90,7 +89,7 @@ def test_held_out_labels_cannot_change_the_fusion(tmp_path: Path, make) -> None:
 def test_failed_answers_are_imputed_and_flagged_not_dropped(fused_run) -> None:
     root, y, systems, record, _ = fused_run
     data = read_run(root)
-    calib = data.calibration()
+    calib, held = data.calibration(), data.held_out()
     feats = record["logistic"]["features"]
     assert feats["names"] == ["score:emb-a", "score:emb-b", "score:judge", "failed:judge"]
     refused = systems["judge"]["status"] != "ok"
@@ -98,13 +97,13 @@ def test_failed_answers_are_imputed_and_flagged_not_dropped(fused_run) -> None:
     assert feats["imputation"]["values"]["judge"] == pytest.approx(expect)
     assert record["logistic"]["failed_pairs"]["judge"] == {
         "calibration": int((calib & refused).sum()),
-        "held_out": int((~calib & refused).sum()),
+        "held_out": int((held & refused).sum()),
     }
     rows = read_table(root / record["rows_file"])
-    assert rows.num_rows == int((~calib).sum())  # every held-out pair, refused ones included
-    np.testing.assert_array_equal(np.sort(rows["pair_id"].to_numpy()), pair_ids(y.size)[~calib])
+    assert rows.num_rows == int(held.sum())  # every held-out pair, refused ones included
+    np.testing.assert_array_equal(np.sort(rows["pair_id"].to_numpy()), pair_ids(y.size)[held])
     reasons = dict(zip(rows["pair_id"].to_pylist(), rows["reasons"].to_pylist(), strict=True))
-    for pid in pair_ids(y.size)[~calib & refused]:
+    for pid in pair_ids(y.size)[held & refused]:
         assert reasons[int(pid)] == "imputed for failed: judge"
 
 
@@ -114,9 +113,9 @@ def test_record_holds_the_fitted_model_and_split(fused_run) -> None:
     assert model["C"] in model["Cs"] and len(model["cv"]["mean_score_per_C"]) == len(model["Cs"])
     assert model["cv"]["folds"] == 5 and model["cv"]["scoring"] == "neg_log_loss"
     assert record["split"]["seed"] == 0
-    calib = calibration_mask(pair_ids(y.size), y, 0)
+    calib, held = read_run(root).calibration(), read_run(root).held_out()
     assert record["split"]["n_calibration"] == calib.sum()
-    assert record["split"]["n_held_out"] == (~calib).sum()
+    assert record["split"]["n_held_out"] == held.sum()
     # The raw-scale coefficients reproduce the stored probabilities.
     data = read_run(root)
     x = logistic_mod.feature_spec(data.systems, ["emb-a", "emb-b", "judge"], calib).matrix(
@@ -124,9 +123,9 @@ def test_record_holds_the_fitted_model_and_split(fused_run) -> None:
     )
     z = model["intercept"] + x @ np.asarray(model["coef"])
     rows = read_table(root / record["rows_file"])
-    order = np.argsort(pair_ids(y.size)[~calib])
+    order = np.argsort(pair_ids(y.size)[held])
     got = rows["score"].to_numpy()[np.argsort(np.argsort(rows["pair_id"].to_numpy()))]
-    np.testing.assert_allclose(got, (1 / (1 + np.exp(-z)))[~calib][order][np.argsort(order)])
+    np.testing.assert_allclose(got, (1 / (1 + np.exp(-z)))[held][order][np.argsort(order)])
     # ... and they match scikit-learn's own fit on the calibration rows.
     assert model["C"] == pytest.approx(float(_refit(x[calib], y[calib]).C_), rel=1e-12)
     json_path, _ = record_paths(root, NAME)
@@ -152,15 +151,15 @@ def test_fused_system_is_in_metrics_like_any_other(fused_run) -> None:
     root, y, _, record, metrics = fused_run
     fused = metrics["systems"][NAME]
     plain = metrics["systems"]["emb-a"]
-    assert set(plain) <= set(fused)
+    assert set(plain) - {"threshold_crossfit", "threshold_rule"} <= set(fused)
     assert fused["evaluated_on"] == "held-out" and fused["type"] == "fusion"
-    calib = calibration_mask(pair_ids(y.size), y, 0)
+    _calib, held = read_run(root).calibration(), read_run(root).held_out()
     rows = read_table(root / record["rows_file"])
     pid = rows["pair_id"].to_numpy()
     held_y = dict(zip(pair_ids(y.size), y, strict=True))
     yy = np.array([held_y[p] for p in pid])
     s = rows["score"].to_numpy()
-    assert fused["n_pairs"] == (~calib).sum() == fused["n_answered"]
+    assert fused["n_pairs"] == held.sum() == fused["n_answered"]
     assert fused["auc"] == pytest.approx(roc_auc_score(yy, s))
     assert fused["f1"] == pytest.approx(f1_score(yy, s >= record["entry"]["threshold"]))
     assert (
@@ -176,21 +175,21 @@ def test_fused_system_is_in_metrics_like_any_other(fused_run) -> None:
 def test_singles_and_paired_test_on_the_same_held_out_pairs(fused_run) -> None:
     root, y, systems, record, metrics = fused_run
     block = metrics["fusion"][NAME]
-    calib = calibration_mask(pair_ids(y.size), y, 0)
-    assert block["split"]["n_held_out"] == (~calib).sum()
+    _calib, held = read_run(root).calibration(), read_run(root).held_out()
+    assert block["split"]["n_held_out"] == held.sum()
     assert block["model"]["features"]["names"][-1] == "failed:judge"
     assert block["model"]["model"]["C"] == record["logistic"]["model"]["C"]
     ok = systems["judge"]["status"] != "ok"
     for name in ("emb-a", "emb-b", "judge"):
-        m = ~calib & (~ok if name == "judge" else np.ones(y.size, bool))
+        m = held & (~ok if name == "judge" else np.ones(y.size, bool))
         single = block["singles"][name]
-        assert single["n_answered"] == m.sum() and single["n_pairs"] == (~calib).sum()
+        assert single["n_answered"] == m.sum() and single["n_pairs"] == held.sum()
         assert single["auc"] == pytest.approx(roc_auc_score(y[m], systems[name]["score"][m]))
     aucs = {n: block["singles"][n]["auc"] for n in block["singles"]}
     assert block["best_single"] == max(aucs, key=aucs.get)
     vs = block["vs_best"]
     best = block["best_single"]
-    m = ~calib & (~ok if best == "judge" else np.ones(y.size, bool))
+    m = held & (~ok if best == "judge" else np.ones(y.size, bool))
     fused_scores = dict(
         zip(
             read_table(root / record["rows_file"])["pair_id"].to_pylist(),
@@ -228,7 +227,7 @@ def test_selection_drops_a_pure_noise_input(tmp_path: Path) -> None:
     y, systems = with_noise()
     root = write_run(tmp_path, y, systems)
     record = fuse_run(root, ["emb-a", "noise"])
-    name = "logistic(emb-a+noise)"  # the name says what was asked, the record what was kept
+    name = "logistic(emb-a)"  # named by the input it kept; the record says what was asked
     assert record["name"] == name and record["systems"] == ["emb-a", "noise"]
     sel = record["selection"]
     assert sel["enabled"] and sel["chosen"] == ["emb-a"] and sel["dropped"] == ["noise"]
@@ -243,7 +242,7 @@ def test_selection_drops_a_pure_noise_input(tmp_path: Path) -> None:
         assert c["cv_auc_mean"] == pytest.approx(np.mean(c["cv_auc_folds"]))
     assert sel["cv"]["folds"] == 5 and sel["cv"]["seed"] == 0
     # The candidates' out-of-fold AUCs are scikit-learn's, on calibration pairs only.
-    calib = calibration_mask(pair_ids(y.size), y, 0)
+    calib, _held = read_run(root).calibration(), read_run(root).held_out()
     x = np.column_stack([systems["emb-a"]["score"], systems["noise"]["score"]])
     for cols, inputs in (([0], ("emb-a",)), ([0, 1], ("emb-a", "noise"))):
         pooled = next(c["cv_auc_pooled"] for c in sel["candidates"] if tuple(c["inputs"]) == inputs)
@@ -318,10 +317,14 @@ def test_user_errors(tmp_path: Path) -> None:
         fit_logistic_record(data, ["emb-a", "emb-b"], name="judge")
     with pytest.raises(UserError, match="cross-validation needs at least 30"):
         fit_logistic_record(data, ["emb-a", "emb-b"], cv_folds=30)
-    # 8 same-person calibration pairs: enough for 7 folds, not for 7 folds inside 7 folds.
-    with pytest.raises(UserError, match=r"input selection runs 7-fold .* needs at least 9"):
-        fit_logistic_record(data, ["emb-a", "emb-b"], cv_folds=7)
-    record, _ = fit_logistic_record(data, ["emb-a", "emb-b"], cv_folds=7, select_inputs=False)
+    # k pairs of the rarer label in calibration half A: enough for k folds, not for k folds
+    # inside k folds.
+    ya = data.label[data.calibration()]
+    k = int(min(ya.sum(), ya.size - ya.sum()))
+    assert k >= 2
+    with pytest.raises(UserError, match=rf"input selection runs {k}-fold .* needs at least"):
+        fit_logistic_record(data, ["emb-a", "emb-b"], cv_folds=k)
+    record, _ = fit_logistic_record(data, ["emb-a", "emb-b"], cv_folds=k, select_inputs=False)
     assert record["selection"]["enabled"] is False
 
 

@@ -23,11 +23,12 @@ from sklearn.metrics import (
 from reidbench.errors import UserError
 from reidbench.metrics import verification as ver
 from reidbench.metrics.run_metrics import compute_metrics, write_metrics
-from reidbench.metrics.splits import calibration_mask
+from reidbench.pairs import pairset_hash
+from reidbench.rundir import open_run
 from reidbench.tables import SCORES_SCHEMA, write_table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run_builders import labelled_pairs, score_row
+from run_builders import brute_threshold, crossfit_reference, labelled_pairs, score_row
 
 N = 120
 
@@ -53,7 +54,7 @@ def _write_run(
         path_a=[f"query/{i:04d}_c1.jpg" for i in range(n)],
         path_b=[f"gallery/{i:04d}_c2.jpg" for i in range(n)],
     )
-    meta = {"seed": 0, "split": "query-gallery", "content_hash": "abc"}
+    meta = {"seed": 0, "split": "query-gallery", "content_hash": pairset_hash(pairs)}
     if triplets is not None:
         meta["triplets"] = triplets
     write_table(root / "pairs.parquet", pairs, meta)
@@ -146,7 +147,15 @@ def scenario(tmp_path_factory):
             )
         )
     systems = [
-        {"name": "gpt", "type": "lvlm", "scale": 100.0, "threshold": 50.0, "model": "gpt-4o"},
+        # the user fixed gpt's threshold in the config: it is used as is, not cross-fitted
+        {
+            "name": "gpt",
+            "type": "lvlm",
+            "scale": 100.0,
+            "threshold": 50.0,
+            "threshold_fixed": True,
+            "model": "gpt-4o",
+        },
         {"name": "emb", "type": "reid", "scale": 1.0, "threshold": None, "model": "handcrafted"},
         {"name": "yesno", "type": "lvlm", "scale": 100.0, "threshold": 50.0},
     ]
@@ -195,7 +204,7 @@ def test_lvlm_headline_equals_sklearn(scenario):
     ok = status == "ok"
     yy, ss = y[ok], lv[ok]
     pred = ss >= 50
-    assert m["threshold"] == 50.0 and m["threshold_source"] == "recorded"
+    assert m["threshold"] == 50.0 and m["threshold_source"] == "fixed"
     assert m["n_pairs"] == N and m["n_answered"] == ok.sum() and m["coverage"] == ok.mean()
     assert m["accuracy"] == pytest.approx(accuracy_score(yy, pred))
     assert m["precision"] == pytest.approx(precision_score(yy, pred))
@@ -242,30 +251,31 @@ def test_cis_cover_point_estimates_and_are_deterministic(scenario):
 
 
 def test_embedder_threshold_chosen_on_calibration_half(scenario):
-    m, y, emb, ids = (
+    m, y, emb, _ids = (
         scenario["m"]["systems"]["emb"],
         scenario["labels"],
         scenario["emb"],
         scenario["ids"],
     )
-    calib = calibration_mask(ids, y, 0)
-    t, f1, _ = ver.best_f1_threshold(y[calib], emb[calib])
-    assert m["threshold_source"] == "calibration_best_f1"
-    assert m["threshold"] == pytest.approx(t)
-    assert m["threshold_calibration"] == {
-        "calibration_pairs": int(calib.sum()),
-        "calibration_f1": pytest.approx(f1),
-    }
-    assert m["accuracy"] == pytest.approx(accuracy_score(y, emb >= t))
-    assert m["f1"] == pytest.approx(f1_score(y, emb >= t))
+    halves = open_run(scenario["root"]).halves()
+    half = halves.half
+    pred, ta, tb = crossfit_reference(y, emb, np.ones(y.size, bool), half)
+    assert m["threshold_source"] == "crossfit_accuracy"
+    assert m["threshold"] == pytest.approx(ta)
+    assert m["threshold_crossfit"]["A"]["threshold"] == pytest.approx(ta)
+    assert m["threshold_crossfit"]["B"]["threshold"] == pytest.approx(tb)
+    assert m["threshold_crossfit"]["A"]["n"] == (half == 0).sum()
+    assert m["accuracy"] == pytest.approx(accuracy_score(y, pred))
+    assert m["f1"] == pytest.approx(f1_score(y, pred))
     assert m["auc"] == pytest.approx(roc_auc_score(y, emb))
     assert m["coverage"] == 1.0
     assert m["retrieval"] == {"rank1": 0.5, "mAP": 0.25, "cmc": [0.5, 0.75, 1.0]}
     assert scenario["m"]["retrieval_other"] == {"other": {}}
     # tuned on one half, measured on the other: sklearn on the held-out half
     th = m["tuned_halves"]
-    for key, tune, test in (("a_to_b", calib, ~calib), ("b_to_a", ~calib, calib)):
-        t_k, _, _ = ver.best_f1_threshold(y[tune], emb[tune])
+    a, b = half == 0, half == 1
+    for key, tune, test in (("a_to_b", a, b), ("b_to_a", b, a)):
+        t_k = brute_threshold(y[tune], emb[tune])
         blk = th[key]
         assert blk["threshold"] == pytest.approx(t_k)
         assert blk["n"] == test.sum()
@@ -319,9 +329,9 @@ def test_comparisons_equal_brute_force(scenario):
     comps = {(c["a"], c["b"]): c for c in m["comparisons"]}
     assert set(comps) == {("gpt", "emb"), ("gpt", "yesno"), ("emb", "yesno")}
     ok = status == "ok"
-    t_emb = m["systems"]["emb"]["threshold"]
+    half = open_run(scenario["root"]).halves().half
     right_gpt = (lv >= 50) == (y == 1)
-    right_emb = (emb >= t_emb) == (y == 1)
+    right_emb = crossfit_reference(y, emb, np.ones(y.size, bool), half)[0] == (y == 1)
     c = comps[("gpt", "emb")]
     b = int(np.sum(ok & right_gpt & ~right_emb))
     cc = int(np.sum(ok & ~right_gpt & right_emb))
@@ -438,7 +448,7 @@ def test_degenerate_run_gives_nulls_not_crashes(tmp_path):
     assert "one class" in flat["null_reasons"]["auc"]
     nr = m["systems"]["never-ran"]
     assert nr["coverage"] == 0.0 and nr["threshold"] is None
-    assert nr["null_reasons"]["threshold"] and nr["failures"]["missing"] == 10
+    assert nr["threshold_source"] == "stated" and nr["failures"]["missing"] == 10
     assert nr["failures_as_wrong"]["accuracy"] == 0.0  # every pair failed, so every pair wrong
     assert nr["costs"]["rows"] == 0
     assert m["comparisons"][0]["auc_diff"]["diff"] is None
@@ -522,7 +532,7 @@ def test_speed_workload_shape_is_supported(tmp_path):
     ids = _pair_ids(n)
     rows, systems = [], []
     for k in range(5):
-        s = rng.normal(size=n) + labels * (k + 1) / 3
+        s = 1.0 / (1.0 + np.exp(-(rng.normal(size=n) + labels * (k + 1) / 3)))  # on 0-1
         rows += [_row(int(p), f"s{k}", score=float(v)) for p, v in zip(ids, s, strict=True)]
         systems.append({"name": f"s{k}", "type": "reid", "scale": 1.0, "threshold": None})
     _write_run(tmp_path, labels, systems, rows, config={"bootstrap": 30})
@@ -540,7 +550,13 @@ def test_lvlm_without_recorded_threshold_uses_50_and_package_exports(tmp_path):
     _write_run(tmp_path, labels, [{"name": "s", "type": "lvlm", "scale": 100.0}], rows)
     m = metrics_pkg.compute_metrics(tmp_path, bootstrap=0)
     s = m["systems"]["s"]
-    assert s["threshold"] == 50.0 and s["threshold_source"] == "lvlm_default"
     scores = np.arange(20) * 5.0
-    assert s["accuracy"] == pytest.approx(accuracy_score(labels, scores >= 50))
+    # as prompted: its own 50 on 0-100; headline: cross-fitted like every other system
+    assert s["as_prompted"]["threshold"] == 50.0
+    assert s["as_prompted"]["accuracy"] == pytest.approx(accuracy_score(labels, scores >= 50))
+    assert s["threshold_source"] == "crossfit_accuracy"
+    half = open_run(tmp_path).halves().half
+    pred, ta, _ = crossfit_reference(labels, scores, np.ones(20, bool), half)
+    assert s["threshold"] == pytest.approx(ta)
+    assert s["accuracy"] == pytest.approx(accuracy_score(labels, pred))
     assert metrics_pkg.write_metrics is write_metrics

@@ -165,6 +165,8 @@ class ExperimentConfig(_Strict):
     retrieval: bool = False  # also report retrieval metrics for embedder systems
     bootstrap: int = Field(1000, ge=0)
     seed: int = 0
+    # rule for cross-fitted decision thresholds (docs/metrics.md, Thresholds)
+    threshold_rule: Literal["accuracy", "eer", "f1"] = "accuracy"
     fusion: FusionConfig | None = None
     cascade: CascadeConfig | None = None
     engine: EngineConfig = EngineConfig()

@@ -173,8 +173,9 @@ def write_run_outputs(run_dir: Path, *, log: Log = no_log) -> str:
     """Write metrics.json, report.html and summary.md; return the Markdown summary."""
     from reidbench.metrics.run_metrics import write_metrics
     from reidbench.report import write_report
+    from reidbench.rundir import open_run
 
-    metrics = write_metrics(run_dir)
+    metrics = write_metrics(open_run(run_dir))  # read and verified once (docs/run-directory.md)
     summary = write_report(run_dir, metrics)
     log(f"wrote {run_dir / 'metrics.json'} and {run_dir / 'report.html'}")
     return summary

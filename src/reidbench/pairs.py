@@ -371,7 +371,7 @@ def curate_pairs(
         },
         "split": split,
         "seed": int(seed),
-        "rules": _rules(pools, distractor_negatives),
+        "rules": _rules(pools, distractor_negatives, triplet_pairs=added),
         "requested": {"positives": positives, "negatives": negatives, "triplets": triplets},
         "counts": {
             "pairs": table.num_rows,
@@ -411,7 +411,7 @@ def curate_pairs(
     return PairSet(table, meta)
 
 
-def _rules(pools: Pools, distractors: bool) -> dict[str, Any]:
+def _rules(pools: Pools, distractors: bool, triplet_pairs: int = 0) -> dict[str, Any]:
     cams = "any camera" if pools.same_camera else "different cameras"
     if pools.unordered:
         orientation = (
@@ -420,6 +420,11 @@ def _rules(pools: Pools, distractors: bool) -> dict[str, Any]:
         )
     else:
         orientation = "a is the query image, b the gallery image"
+        if triplet_pairs:  # a triangle needs one gallery-gallery side (issue #9 item 7)
+            orientation += (
+                "; except the (b, c) pairs that triplets add, which are gallery-gallery "
+                "(a is the gallery image with the lower index)"
+            )
     return {
         "positives": f"same pid, {cams}",
         "negatives": f"different pids, {cams}",

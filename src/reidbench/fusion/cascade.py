@@ -233,6 +233,12 @@ def _edge(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+MIXED_SCALES = (
+    "not reported: the cascade's score is the ReID model's calibrated probability on some "
+    "pairs and the LVLM's unit score on others, two scales one ranking cannot mix"
+)
+
+
 def curve_point(
     out: CascadeOutputs, y: np.ndarray, rows: np.ndarray, target: float | None, t: float
 ) -> dict[str, Any]:
@@ -272,6 +278,9 @@ def curve_point(
     }
     if usd is None:
         point["null_reasons"]["usd"] = f"{unknown} sent pairs have no recorded cost (no price)"
+    if 0 < point["n_sent"] < n:  # issue #9 item 7: no AUC over a mix of two score scales
+        point["auc"] = None
+        point["null_reasons"]["auc"] = MIXED_SCALES
     return point
 
 
@@ -329,7 +338,7 @@ def fuse_cascade(
     """
     calib = data.calibration() if calib is None else np.asarray(calib, dtype=bool)
     inputs = cascade_inputs(data, reid, lvlm, calib)
-    held = np.flatnonzero(~calib)
+    held = np.flatnonzero(data.held_out(calib))
     cal_rows = np.flatnonzero(calib)
     t = inputs.reid.threshold
     d_cal = inputs.distance[calib]

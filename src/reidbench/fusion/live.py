@@ -33,8 +33,8 @@ from reidbench.config import CascadeConfig, LVLMSystemConfig
 from reidbench.errors import UserError
 from reidbench.fusion.cascade import ReidCalibration, band_halfwidth, calibrate_reid
 from reidbench.fusion.rundata import SystemView, system_view
-from reidbench.metrics.splits import calibration_mask
 from reidbench.progress import NullProgress, Progress
+from reidbench.rundir.halves import identity_codes, identity_halves, image_codes
 from reidbench.tables import SCORES_SCHEMA
 
 
@@ -79,14 +79,17 @@ def plan_live_cascade(
     ids = np.asarray(pairs.column("pair_id").to_numpy(), dtype=np.int64)
     label = np.asarray(pairs.column("label").to_numpy(), dtype=np.int64)
     view: SystemView = system_view(reid_entry, reid_scores, ids)
-    calib = calibration_mask(ids, label, seed)
+    sides = [np.asarray(pairs.column(c).to_pylist(), dtype=object) for c in ("path_a", "path_b")]
+    pids = [np.asarray(pairs.column(c).to_numpy(), dtype=np.int64) for c in ("pid_a", "pid_b")]
+    halves = identity_halves(*identity_codes(*pids, *image_codes(*sides)), seed)
+    calib = halves.a
     # calibrate_reid reads labels only where calib is True.
     reid = calibrate_reid(view, label, calib)
     d = reid.distance(view.score)
     if cfg.fraction is None and cfg.budget_usd_per_1k is None:
         raise UserError("cascade.live needs cascade.fraction or cascade.budget_usd_per_1k; set one")
     w = band_halfwidth(d[calib], cfg.fraction) if cfg.fraction is not None else math.inf
-    held = np.flatnonzero(~calib)
+    held = np.flatnonzero(halves.b)
     inside = held[d[held] <= w]
     order = inside[np.lexsort((ids[inside], d[inside]))]
     budget = None

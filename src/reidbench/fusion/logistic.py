@@ -43,6 +43,7 @@ from sklearn.preprocessing import StandardScaler
 from reidbench.errors import UserError
 from reidbench.fusion.rundata import RunData, SystemView
 from reidbench.metrics.verification import best_f1_threshold
+from reidbench.rundir import FUSED_SCALE
 
 IMPUTE_RULE = "mean normalised score of the system's answered calibration pairs"
 CV_SCORING = "neg_log_loss"
@@ -406,7 +407,7 @@ class LogisticFusion:
             "model": self.model.to_json(),
             "threshold": {
                 "value": self.threshold,
-                "scale": 1.0,
+                "scale": FUSED_SCALE,
                 "source": "calibration_best_f1",
                 "calibration_f1": self.calibration_f1,
                 "rule": "best F1 of the fitted probabilities on calibration half A",
@@ -453,7 +454,7 @@ def fuse_logistic(
     failed = {
         name: {
             "calibration": int((~views[name].answered[calib]).sum()),
-            "held_out": int((~views[name].answered[~calib]).sum()),
+            "held_out": int((~views[name].answered[data.held_out(calib)]).sum()),
         }
         for name in systems
     }

@@ -26,14 +26,12 @@ from reidbench.fusion.cascade import fuse_cascade
 from reidbench.fusion.logistic import fuse_logistic
 from reidbench.fusion.rundata import RunData, inputs_digest, read_run
 from reidbench.progress import Log, no_log
+from reidbench.rundir import FUSED_SCALE, FUSION_FORMAT
+from reidbench.rundir.halves import IDENTITY_RULE
 from reidbench.tables import SCORES_SCHEMA, read_table, write_table
 
-FORMAT = "reidbench.fusion/1"
-SPLIT_RULE = (
-    "reidbench.metrics.splits.calibration_mask(pair_id, label, seed): per label, pairs "
-    "ordered by a keyed hash of (pair_id, seed) alternate between half A (calibration: "
-    "fitting, thresholds, bands) and half B (held out: every reported number)"
-)
+FORMAT = FUSION_FORMAT
+SPLIT_RULE = "reidbench.rundir.RunDir.halves(): identity-disjoint halves; " + IDENTITY_RULE
 
 
 def fusion_dir(run_dir: str | Path) -> Path:
@@ -58,13 +56,16 @@ def default_name(method: str, systems: list[str]) -> str:
 
 def _split(data: RunData, calib: np.ndarray) -> dict[str, Any]:
     y = data.label
+    held = data.held_out(calib)
     return {
         "seed": data.seed,
         "rule": SPLIT_RULE,
         "n_calibration": int(calib.sum()),
-        "n_held_out": int((~calib).sum()),
+        "halves": "identity",
+        "n_across": int((~calib & ~held).sum()),
+        "n_held_out": int(held.sum()),
         "n_calibration_same": int(y[calib].sum()),
-        "n_held_out_same": int(y[~calib].sum()),
+        "n_held_out_same": int(y[held].sum()),
     }
 
 
@@ -130,13 +131,16 @@ def fit_logistic_record(
     says which inputs the fitted model kept. Costs, tokens and imputation reasons of the
     rows are those of the kept inputs: a dropped input is not needed to score a pair.
     """
-    name = name or default_name("logistic", systems)
-    _check_name(data, name)
+    if name:
+        _check_name(data, name)
     fused = fuse_logistic(
         data, systems, calib=calib, cv_folds=cv_folds, cs=cs, select=select_inputs
     )
+    # named by the inputs it kept: a dropped input does not score a single pair
+    name = name or default_name("logistic", list(fused.inputs))
+    _check_name(data, name)
     calib = fused.calib
-    held = np.flatnonzero(~calib)
+    held = np.flatnonzero(data.held_out(calib))
     views = [data.system(s) for s in fused.inputs]
     cost = np.nansum(np.stack([np.where(v.has_row, v.cost, 0.0) for v in views]), axis=0)
     t_in = np.sum(np.stack([v.tokens_in for v in views]), axis=0)
@@ -196,7 +200,7 @@ def fit_cascade_record(
         calib=calib,
     )
     op = fused.operating
-    held = np.flatnonzero(~fused.calib)
+    held = np.flatnonzero(data.held_out(fused.calib))
     lv = data.system(lvlm)
 
     def why(i: int) -> str:
@@ -251,7 +255,7 @@ def _finish(record: dict[str, Any], name: str, data: RunData, systems: list[str]
         "type": "fusion" if record["method"] == "logistic" else "cascade",
         "method": record["method"],
         "systems": systems,
-        "scale": 1.0,
+        "scale": FUSED_SCALE,
         "threshold": record.pop("threshold"),
         "fingerprint": inputs_digest(data, systems),
     }
@@ -282,47 +286,16 @@ def write_record(run_dir: str | Path, record: dict[str, Any], rows: pa.Table) ->
 def load_records(
     run_dir: str | Path, *, seed: int | None = None
 ) -> tuple[list[tuple[dict[str, Any], pa.Table]], list[dict[str, str]]]:
-    """Complete, current fusion records of a run: ([(record, rows)], [skipped with reason])."""
-    folder = fusion_dir(run_dir)
-    if not folder.is_dir():
-        return [], []
-    found, skipped = [], []
-    data: RunData | None = None
-    for path in sorted(folder.glob("*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            skipped.append({"name": path.name, "file": path.name, "reason": f"unreadable ({exc})"})
-            continue
-        if not isinstance(record, dict) or record.get("format") != FORMAT:
-            skipped.append(
-                {"name": path.name, "file": path.name, "reason": "not a reidbench fusion record"}
-            )
-            continue
-        name = str(record.get("name", path.name))
-        rows_path = Path(run_dir) / str(record.get("rows_file", ""))
-        if not rows_path.is_file():
-            skipped.append({"name": name, "file": path.name, "reason": "its rows file is missing"})
-            continue
-        if data is None:
-            data = read_run(run_dir, seed=seed)
-        systems = list(record.get("systems") or [])
-        if any(s not in data.systems for s in systems):
-            skipped.append(
-                {"name": name, "file": path.name, "reason": "fuses systems this run no longer has"}
-            )
-            continue
-        if inputs_digest(data, systems) != record.get("inputs_digest"):
-            skipped.append(
-                {
-                    "file": path.name,
-                    "name": name,
-                    "reason": "stale: its input systems or pairs changed since it was fitted; "
-                    "re-run `reidbench fuse`",
-                }
-            )
-            continue
-        found.append((record, read_table(rows_path, schema=SCORES_SCHEMA)))
+    """Complete, current fusion records of a run: ([(record, rows)], [skipped with reason]).
+
+    The reading and the staleness rules live in `reidbench.rundir` (`RunDir.fused`).
+    """
+    data = read_run(run_dir, seed=seed)
+    records, skipped = data.fused()
+    found = []
+    for fused in records:
+        rows_path = Path(run_dir) / str(fused.record.get("rows_file", ""))
+        found.append((fused.record, read_table(rows_path, schema=SCORES_SCHEMA)))
     return found, skipped
 
 

@@ -37,6 +37,7 @@ from reidbench.fusion.rerank import (
     top_k_lists,
 )
 from reidbench.progress import Log, ProgressFactory, no_log
+from reidbench.rundir import DEFAULT_SCALE
 from reidbench.rundir_lock import locks_run_dir
 from reidbench.tables import PAIRS_SCHEMA, SCORES_SCHEMA, write_table
 
@@ -196,7 +197,7 @@ def run_rerank(
             strict=True,
         )
     }
-    thr, scale = cfg.lvlm.threshold, 100.0
+    thr, scale = cfg.lvlm.threshold, DEFAULT_SCALE["lvlm"]
     n_g = len(dataset.gallery)
     new_lists, per_query = [], []
     for row, (q, items) in enumerate(zip(sel, lists, strict=True)):

@@ -18,8 +18,9 @@ from reidbench.judges.images import ImageSpec
 from reidbench.judges.lifecycle import effective_config
 from reidbench.judges.presets import FAMILIES, NO_KEY, Price, price_for, split_preset
 from reidbench.judges.prompts import Prompt, load_prompt
+from reidbench.rundir import DEFAULT_SCALE
 
-SCALE = 100.0  # LVLM prompts answer on 0-100
+SCALE = DEFAULT_SCALE["lvlm"]  # LVLM prompts answer on 0-100
 
 # Structured-output mechanisms each client can use (extra.structured_mode picks one).
 STRUCTURED_MODES = {
@@ -205,6 +206,8 @@ def system_manifest(system: LVLMSystemConfig | ResolvedSystem) -> dict[str, Any]
         },
         "scale": SCALE,
         "threshold": c.threshold,
+        # set in the config: used as is, not cross-fitted (docs/metrics.md, Thresholds)
+        "threshold_fixed": "threshold" in c.model_fields_set,
         "both_orders": c.both_orders,
         "repeats": c.repeats,
     }

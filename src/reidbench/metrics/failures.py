@@ -140,14 +140,20 @@ def failure_examples(
 
 
 def rank_systems(counts: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Systems ordered by catastrophic count (fewest first); ties share a rank."""
-    order = sorted(counts, key=lambda name: (counts[name]["catastrophic"], name))
+    """Systems ordered by catastrophic rate (per pair asked; fewest first), so a system
+    asked fewer pairs is not ranked better for it; ties share a rank."""
+
+    def rate(name: str) -> float:
+        r = counts[name].get("catastrophic_rate")
+        return float(r) if r is not None else float("inf")
+
+    order = sorted(counts, key=lambda name: (rate(name), counts[name]["catastrophic"], name))
     ranking = []
     prev, rank = None, 0
     for pos, name in enumerate(order, start=1):
         c = counts[name]
-        if c["catastrophic"] != prev:
-            rank, prev = pos, c["catastrophic"]
+        if rate(name) != prev:
+            rank, prev = pos, rate(name)
         ranking.append(
             {
                 "rank": rank,

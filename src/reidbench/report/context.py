@@ -218,6 +218,10 @@ def _highlights(metrics: Mapping[str, Any]) -> list[str]:
                 f"{d['diff']:+.3f} [{ci_d['low']:+.3f}, {ci_d['high']:+.3f}]; the interval "
                 f"{verdict} 0."
             )
+    out.extend(f"Warning: {w}" for w in metrics.get("warnings") or [])
+    for s in metrics.get("fusion_skipped") or []:
+        if isinstance(s, Mapping):
+            out.append(f"Fused system {s.get('name')} is not reported: {s.get('reason')}.")
     partial = [
         (n, b) for n, b in systems.items() if fmt.is_num(b.get("coverage")) and b["coverage"] < 1
     ]
@@ -254,10 +258,10 @@ def _highlights(metrics: Mapping[str, Any]) -> list[str]:
     )
     if total:
         out.append(f"This run paid {fmt.usd(paid)}; all answers together cost {fmt.usd(total)}.")
-    if any(b.get("threshold_source") == "calibration_best_f1" for b in systems.values()):
+    if any(str(b.get("threshold_source", "")).startswith("crossfit") for b in systems.values()):
         out.append(
-            "Embedder thresholds were chosen on calibration half A and applied to all pairs; "
-            "held-out numbers are under Thresholds."
+            "Decision thresholds are cross-fitted over identity-disjoint halves: every pair is "
+            "decided by a threshold fitted on the other half."
         )
     return out
 
@@ -337,7 +341,12 @@ def build_context(
         ],
         "highlights": _highlights(metrics),
         "subset_systems": [n for n, b in systems.items() if b.get("evaluated_on")],
-        "summary": sections.summary_table(systems, colours),
+        "summary": sections.summary_table(
+            {n: b for n, b in systems.items() if not b.get("evaluated_on")}
+            if metrics.get("held_out")
+            else systems,
+            colours,
+        ),
         "dataset_facts": protocol.dataset_facts(run),
         "pair_facts": protocol.pair_facts(run),
         "camera_balance": protocol.camera_balance(run),

@@ -359,8 +359,22 @@ RERANK_HOWTO = (
 )
 
 
+HELD_OUT_HOWTO = (
+    "Every system on the same held-out pairs (half B, identity-disjoint from calibration "
+    "half A), where fused and cascade systems are measured: the like-for-like comparison. "
+    "Single systems decide at the threshold fitted on half A; coverage is over the held-out "
+    "pairs. The summary table above is on all pairs and leaves fused systems out."
+)
+
+
 def extra_sections(metrics: Mapping[str, Any], colours: Mapping[str, str]) -> list[ExtraSection]:
     out = []
+    held = as_map(metrics.get("held_out"))
+    if held.get("systems"):
+        table = sections.summary_table(as_map(held["systems"]), colours)
+        title = f"Every system on the {fmt.integer(held.get('n_pairs'))} held-out pairs"
+        block = ExtraBlock(title, None, [], tables=[(title, table)])
+        out.append(ExtraSection("held-out", "Held-out pairs", HELD_OUT_HOWTO, [block]))
     fusion = metrics.get("fusion") or {}
     skipped = metrics.get("fusion_skipped") or []
     if fusion or skipped:

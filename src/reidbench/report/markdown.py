@@ -68,11 +68,19 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
         f"seed {seed if seed is not None else '-'}"
     )
     systems = metrics.get("systems") or {}
+    held = metrics.get("held_out") or {}
     lines = [head, ""]
+    if held:  # like for like: fused systems only beside others on the same held-out pairs
+        systems = {n: b for n, b in systems.items() if not b.get("evaluated_on")}
+        lines.append(f"All {fmt.integer(pairs.get('n_pairs'))} pairs:")
+        lines.append("")
     if systems:
         lines += _table([_row(str(n), b) for n, b in systems.items()])
     else:
         lines.append("No systems in this run.")
+    if held:
+        lines += ["", f"Every system on the {fmt.integer(held.get('n_pairs'))} held-out pairs:", ""]
+        lines += _table([_row(str(n), b) for n, b in (held.get("systems") or {}).items()])
     lines.append("")
     lines.append(
         "Metrics on answered pairs at each system's threshold; AUC with a 95% bootstrap "
@@ -81,6 +89,11 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
     subsets = sorted({str(b["evaluated_on"]) for b in systems.values() if b.get("evaluated_on")})
     if subsets:
         lines.append(f"† evaluated on a subset of the pairs only: {'; '.join(subsets)}.")
+    for w in metrics.get("warnings") or []:
+        lines.append(f"Warning: {_cell(w)}")
+    for s in metrics.get("fusion_skipped") or []:
+        if isinstance(s, Mapping):
+            lines.append(f"Fused system {_cell(str(s.get('name')))} not shown: {s.get('reason')}.")
     if run.get("synthetic"):
         lines.append(
             "> SYNTHETIC DATA: procedural pedestrians, not real people; these numbers say "

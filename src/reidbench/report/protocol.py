@@ -41,6 +41,12 @@ THRESHOLD_SOURCES = {
     "lvlm_default": "LVLM default",
     "calibration_best_f1": "best F1 on calibration half A",
     "fusion": "chosen by the fusion on calibration half A",
+    "fixed": "fixed in the config",
+    "stated": "the system's own yes/no",
+    "recorded_fallback": "recorded (cross-fitting impossible)",
+    "crossfit_accuracy": "max accuracy, cross-fitted over identity-disjoint halves (A's shown)",
+    "crossfit_eer": "EER point, cross-fitted over identity-disjoint halves (A's shown)",
+    "crossfit_f1": "best F1, cross-fitted over identity-disjoint halves (A's shown)",
 }
 TYPE_LABELS = {
     "lvlm": "LVLM judge",
