@@ -201,7 +201,7 @@ class Runner:
     async def run(self, jobs: list[Job]) -> dict[int, JudgeResult]:
         """Answer `jobs`. Images are prepared ahead in threads, so no request slot waits on them."""
         todo = deque(jobs)
-        n = max(1, min(self.system.config.concurrency, len(jobs)))
+        n = max(1, min(self.system.workers, len(jobs)))
         ready: asyncio.Queue[tuple[Job, JudgeResult | Prepared] | None] = asyncio.Queue(n)
         n_prep = min(n, _PREPARERS)
         finished = 0
