@@ -218,10 +218,13 @@ def test_a_dead_endpoint_leaves_the_rotation_and_the_others_answer(
 
 
 def test_all_endpoints_dead_stops_the_system_by_its_breaker(crops, tmp_path) -> None:
-    cfg = system([closed_url(), closed_url()], stop_after_connection_errors=3)
+    urls = [closed_url(), closed_url()]
+    cfg = system(urls, stop_after_connection_errors=3)
     stopped: list[str] = []
     rows = judge(cfg, crops, tmp_path / "c", stopped)
     assert len(stopped) == 1 and "in a row" in stopped[0]
+    assert f"at pool {urls[0]}, {urls[1]};" in stopped[0]  # names every endpoint
+    assert all(f"pool {urls[0]}, {urls[1]}" in r["error"] for r in rows)
     assert {r["status"] for r in rows} == {"api_error"}
     assert sum(r["attempts"] for r in rows) <= 3 + cfg.concurrency * 2  # streak + in flight
 

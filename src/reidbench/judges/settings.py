@@ -61,6 +61,11 @@ class ResolvedSystem:
         return self.endpoint_host == POOL_HOST
 
     @property
+    def endpoint_urls(self) -> str | tuple[str, ...] | None:
+        """What messages name: the URL, or every URL of a pool (see `breaker.safe_url`)."""
+        return self.base_urls if self.pooled else self.base_url
+
+    @property
     def workers(self) -> int:
         """Requests in flight at most: `concurrency` per endpoint of a pool."""
         return self.config.concurrency * (len(self.base_urls) if self.pooled else 1)
