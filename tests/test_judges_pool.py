@@ -19,8 +19,8 @@ from reidbench.config import LVLMSystemConfig
 from reidbench.datasets.synthetic import generate
 from reidbench.errors import UserError
 from reidbench.judges import judge_pairs, system_manifest
-from reidbench.judges.providers.base import ProviderReply, ProviderRequest
-from reidbench.judges.providers.pool import PoolProvider
+from reidbench.judges.providers.base import ProviderReply, ProviderRequest, RetryableError
+from reidbench.judges.providers.pool import PoolProvider, never_sent
 from reidbench.judges.runner import request_key
 from reidbench.judges.settings import POOL_HOST, resolve_system
 
@@ -172,6 +172,47 @@ def test_no_endpoint_gets_more_than_its_concurrency() -> None:
 
     held, most = asyncio.run(scenario())
     assert held == [2, 2] and most == [2, 2]
+
+
+class Scripted:
+    """A provider that raises the given errors in turn, then answers."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def complete(self, request: ProviderRequest) -> ProviderReply:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return ProviderReply(text="{}")
+
+    async def aclose(self) -> None:
+        pass
+
+
+def refused() -> RetryableError:
+    error = RetryableError("connection error: refused", kind="connection")
+    error.__context__ = ConnectionRefusedError(111, "Connection refused")
+    return error
+
+
+def test_only_a_connection_never_made_is_resent_elsewhere() -> None:
+    request = ProviderRequest("s", "t", [], None, "off", 8, 0.0, 0, 5.0)
+    assert never_sent(refused())
+    reset = RetryableError("connection error: reset by peer", kind="connection")
+    assert not never_sent(reset)
+
+    dead, alive = Scripted(refused()), Scripted()
+    pool = PoolProvider([("http://a/v1", dead), ("http://b/v1", alive)], per_endpoint=1)
+    assert asyncio.run(pool.complete(request)).text == "{}"  # resent to b at once
+    assert (dead.calls, alive.calls) == (1, 1)
+
+    cut, other = Scripted(reset), Scripted()
+    pool = PoolProvider([("http://a/v1", cut), ("http://b/v1", other)], per_endpoint=1)
+    with pytest.raises(RetryableError, match="reset"):  # may have been billed: the runner's
+        asyncio.run(pool.complete(request))
+    assert (cut.calls, other.calls) == (1, 0)
 
 
 # -- against loopback servers --------------------------------------------------------------

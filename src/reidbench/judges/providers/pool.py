@@ -5,12 +5,14 @@ provider per endpoint and sends each request to the endpoint with the fewest req
 flight (ties: the one sent the fewest so far), never more than `concurrency` to any one of
 them (the runner runs `concurrency` workers per endpoint, see `ResolvedSystem.workers`).
 
-A refused or reset connection got no answer from a model, so the pool resends that request at
-once to another endpoint in rotation; the runner sees neither the failure nor a retry, and
-its budget, statuses and cache are untouched. An endpoint with `OUT_AFTER` such failures in
-a row leaves the rotation (one log line) while the others keep serving; after `REST_S` it
-gets one trial request again. When every endpoint is out, requests still go out and their
-errors reach the runner, whose circuit breaker stops the system as for a single URL.
+A connection that could not be made (refused, unreachable) means the request never left,
+so the pool resends it at once to another endpoint in rotation; the runner sees neither
+the failure nor a retry, and its budget, statuses and cache are untouched. A connection
+reset mid-request goes to the runner like any retryable error (it may have been billed).
+An endpoint with `OUT_AFTER` connection failures of either kind in a row leaves the
+rotation (one log line) while the others keep serving; after `REST_S` it gets one trial
+request again. When every endpoint is out, requests still go out and their errors reach
+the runner, whose circuit breaker stops the system as for a single URL.
 Timeouts and HTTP errors are not resent here: the server may have worked on them, and the
 runner's retry rules (and breaker) own them.
 
@@ -25,7 +27,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from reidbench.judges.breaker import safe_url
@@ -54,10 +56,26 @@ class Endpoint:
     answered: int = 0  # replies received (any HTTP answer counts as reached)
     failures: int = 0  # connection failures in a row
     out_until: float = 0.0  # monotonic time until which it is out of rotation
-    out: bool = field(default=False)
+    out: bool = False  # left the rotation (see `in_rotation`)
 
     def in_rotation(self, now: float) -> bool:
         return not self.out or now >= self.out_until
+
+
+def never_sent(exc: BaseException) -> bool:
+    """True when no connection was made (refused, unreachable, DNS): the request never left.
+
+    The SDK's `APIConnectionError` wraps the transport's `ConnectError`; the class is
+    matched by name so that httpx and its forks are recognised alike.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ConnectionRefusedError) or type(cur).__name__ == "ConnectError":
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 class PoolProvider:
@@ -140,6 +158,8 @@ class PoolProvider:
                         self._reached(ep)
                     raise
                 self._refused(ep, exc)
+                if not never_sent(exc):  # reset mid-request: the runner's retry rules decide
+                    raise
                 error = exc
                 tried.add(index)
                 now = time.monotonic()
