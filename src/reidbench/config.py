@@ -75,7 +75,8 @@ class LVLMSystemConfig(_Strict):
     preset: str | None = None  # e.g. "openai:gpt-4o"; fills the fields left unset
     provider: str | None = None  # openai | anthropic | gemini | hf | dashscope | vllm | ...
     model: str | None = None
-    base_url: str | None = None
+    # A list: several OpenAI-compatible servers of one model, load-balanced (docs/judges.md).
+    base_url: str | list[str] | None = None
     api_key_env: str | None = None
     prompt: str = "similarity-0-100"  # a bundled prompt id, or a path to a prompt .toml file
     image_mode: Literal["pair", "composite"] = "pair"

@@ -16,7 +16,7 @@ thresholds are documented in docs/errors.md.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,11 +40,13 @@ class BreakerRules:
     min_calls: int = 10
 
 
-def safe_url(url: str | None) -> str:
+def safe_url(url: str | Sequence[str] | None) -> str:
     """The endpoint URL to show a user: scheme, host, port and path, never user:password or a
-    query string (either could hold a secret)."""
+    query string (either could hold a secret). A sequence: a pool (a `base_url` list)."""
     if not url:
         return "(local model, no endpoint)"
+    if not isinstance(url, str):
+        return "pool " + ", ".join(safe_url(u) for u in url)
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.port:
@@ -76,7 +78,7 @@ class Breaker:
         self,
         rules: BreakerRules,
         system: str,
-        url: str | None,
+        url: str | Sequence[str] | None,
         redact: Callable[[str], str] = str,
     ) -> None:
         self.rules = rules

@@ -2,8 +2,8 @@
 the runner uses, so the URL, auth header and error classes are exactly the run's.
 
 - OpenAI-compatible servers (OpenAI, vLLM, Ollama, LM Studio, SGLang, DashScope, Gemini's
-  compatible mode): `GET {base_url}/models`, once per (base_url, key); every system's model
-  must be listed (when the server lists any).
+  compatible mode): `GET {base_url}/models`, once per (base_url, key), for every URL of a
+  `base_url` list; every system's model must be listed (when the server lists any).
 - Anthropic: `GET /v1/models/{model}`; Gemini: `models.get(model)`.
 None of these generates tokens, so they cost nothing; the pre-flight still counts and
 reports them. Refusals: no connection, timeout, 401/403, unknown model. A server that does
@@ -13,6 +13,7 @@ not implement the listing (404/405/501 on it) or answers 429/5xx is noted, not r
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from reidbench.judges.breaker import safe_url
@@ -154,8 +155,10 @@ async def probe_all(
     groups: dict[tuple[str, str | None, str], list[ResolvedSystem]] = {}
     singles: list[ResolvedSystem] = []
     for s in systems:
-        if s.client == "openai":
-            groups.setdefault((s.client, s.base_url, keys[s.name]), []).append(s)
+        if s.client == "openai":  # every endpoint of a base_url list, each on its own
+            for url in s.base_urls:
+                one = dataclasses.replace(s, base_url=url)
+                groups.setdefault((s.client, url, keys[s.name]), []).append(one)
         else:
             singles.append(s)
     coros = [_probe_openai(g, k) for (_c, _u, k), g in groups.items()]

@@ -153,8 +153,8 @@ class Runner:
             system.prompt.json_schema() if system.structured != "off" else None
         )
         rules = BreakerRules(c.stop_after_connection_errors, c.stop_timeout_rate, c.stop_min_calls)
-        self.breaker = Breaker(rules, system.name, system.base_url, redact)
-        self._where = f" ({safe_url(system.base_url)})" if system.client != "hf" else ""
+        self.breaker = Breaker(rules, system.name, system.endpoint_urls, redact)
+        self._where = f" ({safe_url(system.endpoint_urls)})" if system.client != "hf" else ""
 
     # -- bookkeeping -----------------------------------------------------------------
 
@@ -201,7 +201,7 @@ class Runner:
     async def run(self, jobs: list[Job]) -> dict[int, JudgeResult]:
         """Answer `jobs`. Images are prepared ahead in threads, so no request slot waits on them."""
         todo = deque(jobs)
-        n = max(1, min(self.system.config.concurrency, len(jobs)))
+        n = max(1, min(self.system.workers, len(jobs)))
         ready: asyncio.Queue[tuple[Job, JudgeResult | Prepared] | None] = asyncio.Queue(n)
         n_prep = min(n, _PREPARERS)
         finished = 0

@@ -22,6 +22,10 @@ from reidbench.rundir import DEFAULT_SCALE
 
 SCALE = DEFAULT_SCALE["lvlm"]  # LVLM prompts answer on 0-100
 
+# The cache key's endpoint for a `base_url` list: one value for the whole pool, whichever
+# server answered, so a resume against more, fewer or other nodes reuses every answer.
+POOL_HOST = "pool"
+
 # Structured-output mechanisms each client can use (extra.structured_mode picks one).
 STRUCTURED_MODES = {
     "openai": ("json_schema", "json_object"),
@@ -45,10 +49,27 @@ class ResolvedSystem:
     price: Price | None
     price_source: str  # preset | override | unknown
     image_spec: ImageSpec
+    # Every endpoint: one for a single base_url, several for a pool (a base_url list).
+    base_urls: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def pooled(self) -> bool:
+        """True for a `base_url` list: requests go through the pool provider."""
+        return self.endpoint_host == POOL_HOST
+
+    @property
+    def endpoint_urls(self) -> str | tuple[str, ...] | None:
+        """What messages name: the URL, or every URL of a pool (see `breaker.safe_url`)."""
+        return self.base_urls if self.pooled else self.base_url
+
+    @property
+    def workers(self) -> int:
+        """Requests in flight at most: `concurrency` per endpoint of a pool."""
+        return self.config.concurrency * (len(self.base_urls) if self.pooled else 1)
 
     def params(self) -> dict[str, Any]:
         """Generation parameters: everything besides prompt and images that shapes the answer."""
@@ -89,6 +110,31 @@ def _host(url: str | None) -> str:
         )
     # Host and port only: never a path, query or user:password that could hold a secret.
     return parts.hostname + (f":{parts.port}" if parts.port else "")
+
+
+def _endpoints(system: LVLMSystemConfig, client: str, default: str | None) -> tuple[str, ...]:
+    """The endpoint list; a `base_url` list is checked URL by URL (OpenAI-compatible only)."""
+    if not isinstance(system.base_url, list):
+        url = system.base_url or default
+        return (url,) if url else ()
+    urls = system.base_url
+    where = f"system {system.name!r}: base_url list"
+    if client != "openai":
+        raise UserError(
+            f"{where} is for OpenAI-compatible servers (vLLM, SGLang, ...), not the {client} "
+            "client; give one URL"
+        )
+    if not urls:
+        raise UserError(f"{where} is empty; give at least one URL, e.g. http://node1:8000/v1")
+    for url in urls:
+        _host(url)
+    if len(set(urls)) != len(urls):
+        dup = next(u for u in urls if urls.count(u) > 1)
+        raise UserError(f"{where} names {dup!r} twice; list each server once")
+    return tuple(urls)
+
+
+host_of = _host  # public name: the pool's endpoints get their own host
 
 
 def _structured(system: LVLMSystemConfig, family: str, client: str) -> str:
@@ -144,7 +190,9 @@ def resolve_system(system: LVLMSystemConfig) -> ResolvedSystem:
         raise UserError(f'system {system.name!r}: no model; set model or preset = "{family}:MODEL"')
     fam = FAMILIES[family]
     system = effective_config(system, fam.client)  # what the model accepts (its capabilities)
-    base_url = system.base_url or fam.base_url
+    base_urls = _endpoints(system, fam.client, fam.base_url)
+    pooled = isinstance(system.base_url, list)
+    base_url = base_urls[0] if base_urls else None  # a pool's first URL (messages only)
     price, price_source = _price(system, family, model)
     if system.max_cost_usd is not None and price is None:
         raise UserError(
@@ -157,7 +205,7 @@ def resolve_system(system: LVLMSystemConfig) -> ResolvedSystem:
         client=fam.client,
         model=model,
         base_url=base_url,
-        endpoint_host=_host(base_url) if fam.client != "hf" else "local",
+        endpoint_host=(POOL_HOST if pooled else _host(base_url) if fam.client != "hf" else "local"),
         api_key_env=system.api_key_env or fam.api_key_env,
         prompt=load_prompt(system.prompt),
         structured=_structured(system, family, fam.client),
@@ -169,6 +217,7 @@ def resolve_system(system: LVLMSystemConfig) -> ResolvedSystem:
             fmt=system.image_format,
             quality=system.jpeg_quality,
         ),
+        base_urls=base_urls,
     )
 
 
@@ -176,7 +225,9 @@ def system_manifest(system: LVLMSystemConfig | ResolvedSystem) -> dict[str, Any]
     """What a run records about a judge. Names the key variable, never its value."""
     r = system if isinstance(system, ResolvedSystem) else resolve_system(system)
     c = r.config
+    pool = {"endpoints": [_host(u) for u in r.base_urls]} if r.pooled else {}
     return {
+        **pool,
         "name": c.name,
         "type": "lvlm",
         "provider": r.family,

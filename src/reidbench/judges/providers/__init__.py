@@ -29,6 +29,10 @@ __all__ = [
 
 def make_provider(system: ResolvedSystem, api_key: str) -> Provider:
     """The provider for a resolved system. SDKs are imported only when used."""
+    if system.pooled:  # a base_url list: one provider per endpoint, load-balanced
+        from reidbench.judges.providers.pool import make_pool
+
+        return make_pool(system, api_key, make_provider)
     # The SDK's own timeout is a backstop a little past the runner's, which governs.
     timeout = system.config.timeout_s + 1.0
     if system.client == "openai":
