@@ -158,7 +158,9 @@ def ask_live(
         return _drop_unsent(table)
     # judge_pairs counts the answers already in the response cache (with their original
     # cost) against a system's caps, so each chunk may spend what the chunks before it left.
-    size = chunk or max(16, 4 * system.concurrency)
+    # Enough requests per chunk to keep every endpoint of a base_url list busy.
+    endpoints = len(system.base_url) if isinstance(system.base_url, list) else 1
+    size = chunk or max(16, 4 * system.concurrency * endpoints)
     bar = _OneBar(progress or NullProgress(), f"cascade {system.name}", sub.num_rows)
     parts: list[pa.Table] = []
     spent, calls = 0.0, 0  # cost and calls of every answer so far, cached ones included
