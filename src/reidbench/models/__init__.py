@@ -17,6 +17,7 @@ from typing import Any
 
 from reidbench.errors import UserError
 from reidbench.models.base import Embedder, TorchEmbedder
+from reidbench.models.entry_points import load_embedder_plugins
 from reidbench.models.extract import extract_features
 from reidbench.models.feature_cache import FeatureCache, default_cache_dir
 from reidbench.models.miner import EmbedderMiner
@@ -162,6 +163,7 @@ EMBEDDERS: dict[str, EmbedderSpec] = {
 
 
 def list_embedders() -> list[str]:
+    load_embedder_plugins()
     return list(EMBEDDERS)
 
 
@@ -175,6 +177,8 @@ def load_embedder(
     feature ("before-bn"|"after-bn"), hw_ratio; CNNs: precision, channels_last;
     transreid-vit-b16: precision, sie ("on"|"off"), sie_coe, feature; clip-reid-vit-b16:
     precision, sie, sie_coe; fastreid-*: precision, channels_last."""
+    if name not in EMBEDDERS:
+        load_embedder_plugins()
     spec = EMBEDDERS.get(name)
     if spec is None:
         raise UserError(f"unknown model {name!r}; choose one of {', '.join(EMBEDDERS)}")
@@ -212,3 +216,11 @@ __all__ = [
     "load_embedder",
     "pair_scores",
 ]
+
+
+def register_embedder(spec: EmbedderSpec, *, replace: bool = False) -> EmbedderSpec:
+    """Add an embedder under `spec.name`; a taken name is an error unless `replace`."""
+    if spec.name in EMBEDDERS and not replace:
+        raise ValueError(f"embedder {spec.name!r} is already registered")
+    EMBEDDERS[spec.name] = spec
+    return spec
