@@ -32,6 +32,7 @@ class DatasetConfig(_Strict):
     format: str | None = None  # auto-detected when absent
     msmt17_val_in_train: bool = True
     cuhk03_variant: Literal["detected", "labeled"] = "detected"
+    options: dict[str, Any] = {}  # the format's own options (docs/datasets.md)
 
     def load(self) -> Dataset:
         from reidbench.datasets import load_dataset
@@ -39,6 +40,7 @@ class DatasetConfig(_Strict):
         return load_dataset(
             self.root,
             self.format,
+            options=self.options,
             msmt17_val_in_train=self.msmt17_val_in_train,
             cuhk03_variant=self.cuhk03_variant,
         )
