@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from reidbench.datasets.base import Dataset
 from reidbench.errors import UserError
@@ -55,6 +62,15 @@ class PairsConfig(_Strict):
     distractor_negatives: bool = False
     triplets: int = Field(0, ge=0)  # extra pair triplets for transitivity checks
     hard_negatives: str | None = None  # embedder name used to mine hard negatives
+    weights: str | None = None  # the miner's checkpoint (as `reidbench pairs --weights`)
+    hard_fraction: float = Field(0.5, ge=0, le=1)  # share of negatives mined as hard ones
+    device: str = "auto"  # where the miner runs: auto, cpu, cuda or cuda:N
+
+    @model_validator(mode="after")
+    def _weights_need_a_miner(self) -> PairsConfig:
+        if self.weights is not None and self.hard_negatives is None:
+            raise ValueError("weights needs hard_negatives = MODEL (the miner it belongs to)")
+        return self
 
 
 class ReIDSystemConfig(_Strict):
