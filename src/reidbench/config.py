@@ -9,6 +9,7 @@ its key (`api_key_env`), and only the runner reads it.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -187,13 +188,19 @@ def _config_error(path: Path, exc: ValidationError) -> UserError:
     )
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate a TOML config. Relative paths are relative to the working directory."""
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read and validate a TOML config, `--set KEY.PATH=VALUE` overrides applied first.
+    Relative paths are relative to the working directory."""
+    from reidbench.overrides import apply_overrides, override_error
+
     path = Path(path)
-    data = _read_toml(path)
+    data = apply_overrides(_read_toml(path), overrides)
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
+        message = override_error(exc, overrides, ExperimentConfig)
+        if message is not None:
+            raise UserError(message) from exc
         raise _config_error(path, exc) from exc
     names = [s.name for s in cfg.systems]
     dupes = sorted({n for n in names if names.count(n) > 1})

@@ -14,7 +14,16 @@ from typing import Annotated
 import typer
 
 from reidbench import __version__
-from reidbench.cli import datasets, experiment, fusion, pairs, presets, retrieval, synth
+from reidbench.cli import (
+    configs,
+    datasets,
+    experiment,
+    fusion,
+    pairs,
+    presets,
+    retrieval,
+    synth,
+)
 from reidbench.cli.common import err_console
 from reidbench.errors import UserError
 
@@ -49,7 +58,7 @@ def _root(
     pass
 
 
-for _module in (datasets, synth, pairs, retrieval, experiment, fusion, presets):
+for _module in (datasets, synth, pairs, retrieval, experiment, fusion, presets, configs):
     _module.register(app)
 
 
