@@ -1,11 +1,11 @@
 """Which dataset is this folder? Decided from its structure, then `load_dataset`.
 
-Rules, first match wins (documented in docs/datasets.md):
-1. ROOT is a `.csv` file, or holds `manifest.csv`            -> custom
-2. ROOT holds `reidbench-synthetic.json`                      -> market1501 (synthetic)
-3. list_{train,query,gallery}.txt with MSMT17 image folders   -> msmt17
-4. `detected/` or `labeled/` variant folders (cuhk03-np)      -> cuhk03np
-5. bounding_box_train/, query/, bounding_box_test/ (directly or in a known subfolder):
+Rules by priority, first match wins (documented in docs/datasets.md):
+1. (10) ROOT is a `.csv` file, or holds `manifest.csv`             -> custom
+2. (30) list_{train,query,gallery}.txt with MSMT17 image folders   -> msmt17
+3. (40) `detected/` or `labeled/` variant folders (cuhk03-np)      -> cuhk03np
+4. (50) ROOT holds `reidbench-synthetic.json`                      -> market1501 (synthetic)
+5. (50) bounding_box_train/, query/, bounding_box_test/ (directly or in a known subfolder):
    a. file names in query/ in one dataset's style: Market `0002_c1s1_000451_03.jpg`,
       Duke `0005_c2_f0046985.jpg`, CUHK03-NP `0003_c1_22.png`
    b. else a folder name on the way says market / duke / cuhk03
