@@ -219,7 +219,6 @@ def child(args) -> dict:
         torch.zeros(2, 2).addmm_(torch.ones(2, 2), torch.ones(2, 2))  # load BLAS too
         base = rss_mib()
         if args.reference:
-
             from test_rerank import fastreid_re_ranking  # the tested reference port
 
             dist, t = timed(

@@ -9,10 +9,18 @@ its key (`api_key_env`), and only the runner reads it.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from reidbench.datasets.base import Dataset
 from reidbench.errors import UserError
@@ -32,6 +40,7 @@ class DatasetConfig(_Strict):
     format: str | None = None  # auto-detected when absent
     msmt17_val_in_train: bool = True
     cuhk03_variant: Literal["detected", "labeled"] = "detected"
+    options: dict[str, Any] = {}  # the format's own options (docs/datasets.md)
 
     def load(self) -> Dataset:
         from reidbench.datasets import load_dataset
@@ -39,6 +48,7 @@ class DatasetConfig(_Strict):
         return load_dataset(
             self.root,
             self.format,
+            options=self.options,
             msmt17_val_in_train=self.msmt17_val_in_train,
             cuhk03_variant=self.cuhk03_variant,
         )
@@ -53,6 +63,15 @@ class PairsConfig(_Strict):
     distractor_negatives: bool = False
     triplets: int = Field(0, ge=0)  # extra pair triplets for transitivity checks
     hard_negatives: str | None = None  # embedder name used to mine hard negatives
+    weights: str | None = None  # the miner's checkpoint (as `reidbench pairs --weights`)
+    hard_fraction: float = Field(0.5, ge=0, le=1)  # share of negatives mined as hard ones
+    device: str = "auto"  # where the miner runs: auto, cpu, cuda or cuda:N
+
+    @model_validator(mode="after")
+    def _weights_need_a_miner(self) -> PairsConfig:
+        if self.weights is not None and self.hard_negatives is None:
+            raise ValueError("weights needs hard_negatives = MODEL (the miner it belongs to)")
+        return self
 
 
 class ReIDSystemConfig(_Strict):
@@ -195,13 +214,19 @@ def _config_error(path: Path, exc: ValidationError) -> UserError:
     )
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate a TOML config. Relative paths are relative to the working directory."""
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read and validate a TOML config, `--set KEY.PATH=VALUE` overrides applied first.
+    Relative paths are relative to the working directory."""
+    from reidbench.overrides import apply_overrides, override_error
+
     path = Path(path)
-    data = _read_toml(path)
+    data = apply_overrides(_read_toml(path), overrides)
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
+        message = override_error(exc, overrides, ExperimentConfig)
+        if message is not None:
+            raise UserError(message) from exc
         raise _config_error(path, exc) from exc
     names = [s.name for s in cfg.systems]
     dupes = sorted({n for n in names if names.count(n) > 1})

@@ -11,19 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from reidbench.config import (
-    CascadeConfig,
-    DatasetConfig,
-    ExperimentConfig,
-    FusionConfig,
-    LVLMSystemConfig,
-    PairsConfig,
-    ReIDSystemConfig,
-)
+from reidbench.config import ExperimentConfig, tomllib
 from reidbench.experiment import RunPaths, run_experiment
 from reidbench.progress import Log, ProgressFactory, no_log
 from reidbench.rundir_lock import hold_run_dir, refuse_if_held
+from reidbench.shipped_configs import config_text
 
 # One active, priced LVLM per provider (the study's models' successors where they have a
 # price), added when its key is in the environment; `reidbench presets` lists the others.
@@ -34,11 +28,10 @@ AUTO_LVLM_PRESETS = {
     "DASHSCOPE_API_KEY": "dashscope:qwen-vl-max",
 }
 
+# The synthetic set the demo draws (demo.toml holds everything about the run itself).
 DEMO_TEST_IDS = 100
 DEMO_TRAIN_IDS = 20
 DEMO_SEED = 0
-DEMO_POSITIVES = 200
-DEMO_NEGATIVES = 200
 
 
 def demo_config(
@@ -48,42 +41,36 @@ def demo_config(
     lvlm_presets: list[str] = (),
     max_cost_usd: float = 0.5,
 ) -> ExperimentConfig:
-    systems: list = [
-        ReIDSystemConfig(name="handcrafted", type="reid", model="handcrafted"),
-        ReIDSystemConfig(name="efficientnet-lite0", type="reid", model="efficientnet-lite0"),
-    ]
+    """The shipped `demo.toml` (`reidbench config show demo`), pointed at `data_root`, plus
+    the systems the user asked for: PersonViT with weights, configured LVLMs."""
+    data = tomllib.loads(config_text("demo"))
+    data["dataset"]["root"] = str(data_root)
+    systems: list[dict[str, Any]] = data["systems"]
     if personvit_weights is not None:
         systems.append(
-            ReIDSystemConfig(
-                name="personvit-b", type="reid", model="personvit-b", weights=str(personvit_weights)
-            )
+            {
+                "name": "personvit-b",
+                "type": "reid",
+                "model": "personvit-b",
+                "weights": str(personvit_weights),
+            }
         )
     for preset in lvlm_presets:
         systems.append(
-            LVLMSystemConfig(
-                name=preset.split(":", 1)[-1],
-                type="lvlm",
-                preset=preset,
-                max_cost_usd=max_cost_usd,
-            )
+            {
+                "name": preset.split(":", 1)[-1],
+                "type": "lvlm",
+                "preset": preset,
+                "max_cost_usd": max_cost_usd,
+            }
         )
-    # The study's conclusion, offline: fuse the two baselines (fit on calibration pairs,
-    # reported on held-out pairs); with an LVLM, also the cascade curve (post hoc: the
-    # LVLM answered every pair anyway).
-    lvlms = [s.name for s in systems if s.type == "lvlm"]
-    reid = "personvit-b" if personvit_weights is not None else "handcrafted"  # the strongest
-    cascade = CascadeConfig(reid=reid, lvlm=lvlms[0]) if lvlms else None
-    return ExperimentConfig(
-        name="demo",
-        dataset=DatasetConfig(root=data_root),
-        pairs=PairsConfig(
-            positives=DEMO_POSITIVES, negatives=DEMO_NEGATIVES, seed=DEMO_SEED, triplets=20
-        ),
-        systems=systems,
-        retrieval=True,
-        fusion=FusionConfig(systems=["handcrafted", "efficientnet-lite0"]),
-        cascade=cascade,
-    )
+    # With an LVLM, also the cascade curve (post hoc: the LVLM answered every pair anyway),
+    # led by the strongest ReID system.
+    lvlms = [s["name"] for s in systems if s["type"] == "lvlm"]
+    if lvlms:
+        reid = "personvit-b" if personvit_weights is not None else "handcrafted"
+        data["cascade"] = {"reid": reid, "lvlm": lvlms[0]}
+    return ExperimentConfig.model_validate(data)
 
 
 def configured_lvlms(environ: Mapping[str, str]) -> list[str]:

@@ -185,7 +185,12 @@ def write_run_outputs(run_dir: Path, *, log: Log = no_log) -> str:
 
 
 def _pair_request(cfg: ExperimentConfig) -> dict[str, Any]:
-    return cfg.pairs.model_dump(mode="json")
+    request = cfg.pairs.model_dump(mode="json")
+    # Miner settings added later are recorded only when set, so older run directories resume.
+    for key, default in (("weights", None), ("hard_fraction", 0.5), ("device", "auto")):
+        if request.get(key) == default:
+            request.pop(key)
+    return request
 
 
 def _ensure_pairs(cfg, dataset, paths: RunPaths, make_progress, log, relink: bool = False):
@@ -215,7 +220,7 @@ def _ensure_pairs(cfg, dataset, paths: RunPaths, make_progress, log, relink: boo
     if p.hard_negatives:
         from reidbench.models import FeatureCache, embedder_miner, load_embedder
 
-        embedder = load_embedder(p.hard_negatives)
+        embedder = load_embedder(p.hard_negatives, weights=p.weights, device=p.device)
         cache = FeatureCache(paths.feature_cache)
         miner = embedder_miner(embedder, dataset.root, cache, progress=make_progress("img"))
     try:
@@ -229,6 +234,7 @@ def _ensure_pairs(cfg, dataset, paths: RunPaths, make_progress, log, relink: boo
             distractor_negatives=p.distractor_negatives,
             triplets=p.triplets,
             negative_miner=miner,
+            hard_fraction=p.hard_fraction,
         )
     finally:
         if miner is not None:

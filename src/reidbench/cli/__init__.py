@@ -14,7 +14,17 @@ from typing import Annotated
 import typer
 
 from reidbench import __version__
-from reidbench.cli import datasets, experiment, export, fusion, pairs, presets, retrieval, synth
+from reidbench.cli import (
+    configs,
+    datasets,
+    experiment,
+    export,
+    fusion,
+    pairs,
+    presets,
+    retrieval,
+    synth,
+)
 from reidbench.cli.common import err_console
 from reidbench.errors import UserError
 
@@ -49,7 +59,7 @@ def _root(
     pass
 
 
-for _module in (datasets, synth, pairs, retrieval, experiment, fusion, presets, export):
+for _module in (datasets, synth, pairs, retrieval, experiment, fusion, presets, export, configs):
     _module.register(app)
 
 

@@ -79,6 +79,14 @@ Cuhk03VariantOption = Annotated[
     str,
     typer.Option("--cuhk03-variant", help="CUHK03-NP: detected or labeled."),
 ]
+DatasetOptionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--dataset-option",
+        help="KEY=VALUE option of the dataset format (repeatable; docs/datasets.md).",
+        show_default=False,
+    ),
+]
 WeightsOption = Annotated[
     str | None,
     typer.Option(
@@ -160,14 +168,17 @@ def load_dataset_option(
     format: str | None,
     msmt17_train_only: bool,
     cuhk03_variant: str,
+    dataset_options: list[str] | None = None,
     **options: object,
 ) -> Dataset:
     """`load_dataset` with the shared command-line dataset options."""
     from reidbench.datasets import load_dataset
+    from reidbench.datasets.registry import parse_option_pairs
 
     return load_dataset(
         root,
         format,
+        options=parse_option_pairs(dataset_options),
         msmt17_val_in_train=not msmt17_train_only,
         cuhk03_variant=cuhk03_variant,
         **options,  # type: ignore[arg-type]

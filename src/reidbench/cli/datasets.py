@@ -9,6 +9,7 @@ import typer
 
 from reidbench.cli.common import (
     Cuhk03VariantOption,
+    DatasetOptionOption,
     DatasetRoot,
     FormatOption,
     Msmt17TrainOnlyOption,
@@ -93,6 +94,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
         msmt17_train_only: Msmt17TrainOnlyOption = False,
         cuhk03_variant: Cuhk03VariantOption = "detected",
+        dataset_option: DatasetOptionOption = None,
     ) -> None:
         """Counts per split as torchreid prints them, junk and distractors, cameras."""
         dataset = load_dataset_option(
@@ -100,6 +102,7 @@ def register(app: typer.Typer) -> None:
             format,
             msmt17_train_only,
             cuhk03_variant,
+            dataset_option,
             verify=verify,
             progress=progress("img") if verify else None,
         )

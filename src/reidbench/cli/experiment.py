@@ -43,12 +43,21 @@ def register(app: typer.Typer) -> None:
         ] = None,
         engine: EngineOption = None,
         ray_address: RayAddressOption = None,
+        set_: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--set",
+                help="Override a config value, KEY.PATH=VALUE (repeatable), e.g. "
+                "pairs.positives=50 or systems.gpt-4o.max_calls=20.",
+                show_default=False,
+            ),
+        ] = None,
     ) -> None:
         """Run an experiment; re-running the same command resumes it (nothing is paid twice)."""
         from reidbench.config import load_config
         from reidbench.experiment import run_experiment, write_run_outputs
 
-        cfg = load_config(config)
+        cfg = load_config(config, set_ or [])
         # --engine / --ray-address override the config's [engine] table (and the manifest
         # records what ran).
         kind, address = engine or cfg.engine.kind, ray_address or cfg.engine.address

@@ -45,6 +45,27 @@ def _fractions(value: str | None) -> list[float] | None:
     return out
 
 
+def _cs(value: str | None) -> int | list[float] | None:
+    """`--cs 10` (a grid size) or `--cs 0.01,0.1,1` (C values), as `[fusion] cs`."""
+    if value is None:
+        return None
+    try:
+        if "," not in value and "." not in value and "e" not in value.lower():
+            size = int(value)
+            if size >= 1:
+                return size
+        else:
+            grid = [float(x) for x in value.split(",") if x.strip()]
+            if grid and all(c > 0 for c in grid):
+                return grid
+    except ValueError:
+        pass
+    raise UserError(
+        f"--cs {value!r}: give a grid size (e.g. 10) or comma-separated positive C values "
+        "(e.g. 0.01,0.1,1)"
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("fuse")
     def fuse(
@@ -86,6 +107,14 @@ def register(app: typer.Typer) -> None:
         fractions: Annotated[
             str | None,
             typer.Option("--fractions", help="cascade: curve grid (default 0,0.05,...,1)."),
+        ] = None,
+        cs: Annotated[
+            str | None,
+            typer.Option(
+                "--cs",
+                help="logistic: LogisticRegressionCV Cs, a grid size or C values (default 10).",
+                show_default=False,
+            ),
         ] = None,
         select: Annotated[
             bool | None,
@@ -140,14 +169,16 @@ def register(app: typer.Typer) -> None:
             raise UserError(
                 "--fraction, --budget-usd-per-1k and --fractions apply to --method cascade only"
             )
-        if method == "cascade" and select is not None:
-            raise UserError("--select / --no-select apply to --method logistic only")
+        if method == "cascade" and (select is not None or cs is not None):
+            raise UserError("--select / --no-select and --cs apply to --method logistic only")
+        grid = _cs(cs)
         fuse_run(
             run_dir,
             names,
             method=method,
             name=name,
             cv_folds=cv_folds,
+            cs=10 if grid is None else grid,
             fraction=fraction,
             budget_usd_per_1k=budget,
             fractions=_fractions(fractions) or CASCADE_FRACTIONS,

@@ -10,6 +10,7 @@ import typer
 from reidbench.cli.common import (
     CacheOption,
     Cuhk03VariantOption,
+    DatasetOptionOption,
     DatasetRoot,
     DeviceOption,
     EngineOption,
@@ -129,6 +130,7 @@ def register(app: typer.Typer) -> None:
         ] = 0,
         msmt17_train_only: Msmt17TrainOnlyOption = False,
         cuhk03_variant: Cuhk03VariantOption = "detected",
+        dataset_option: DatasetOptionOption = None,
         hard_negatives: Annotated[
             str | None,
             typer.Option(
@@ -155,7 +157,9 @@ def register(app: typer.Typer) -> None:
         from reidbench.pairs import check_pairs_path, curate_pairs, write_pairs
 
         check_pairs_path(out)  # before loading anything: a bad --out fails in milliseconds
-        dataset = load_dataset_option(root, format, msmt17_train_only, cuhk03_variant)
+        dataset = load_dataset_option(
+            root, format, msmt17_train_only, cuhk03_variant, dataset_option
+        )
         open_engine(ctx, engine, ray_address)  # hard-negative mining extracts features on it
         miner, store = None, None
         if hard_negatives is not None:

@@ -17,6 +17,7 @@ import typer
 from reidbench.cli.common import (
     CacheOption,
     Cuhk03VariantOption,
+    DatasetOptionOption,
     DatasetRoot,
     DeviceOption,
     EngineOption,
@@ -135,6 +136,7 @@ def register(app: typer.Typer) -> None:
         format: FormatOption = None,
         msmt17_train_only: Msmt17TrainOnlyOption = False,
         cuhk03_variant: Cuhk03VariantOption = "detected",
+        dataset_option: DatasetOptionOption = None,
         as_json: Annotated[
             bool, typer.Option("--json", help="Print one JSON object instead of the summary.")
         ] = False,
@@ -151,7 +153,9 @@ def register(app: typer.Typer) -> None:
                 "--precision and --device do not apply to handcrafted (a CPU descriptor "
                 "without a network); drop them"
             )
-        dataset = load_dataset_option(root, format, msmt17_train_only, cuhk03_variant)
+        dataset = load_dataset_option(
+            root, format, msmt17_train_only, cuhk03_variant, dataset_option
+        )
         open_engine(ctx, engine, ray_address)
         options: dict[str, Any] = {}
         if model.startswith("personvit"):

@@ -1,23 +1,28 @@
 """Which dataset is this folder? Decided from its structure, then `load_dataset`.
 
-Rules, first match wins (documented in docs/datasets.md):
-1. ROOT is a `.csv` file, or holds `manifest.csv`            -> custom
-2. ROOT holds `reidbench-synthetic.json`                      -> market1501 (synthetic)
-3. list_{train,query,gallery}.txt with MSMT17 image folders   -> msmt17
-4. `detected/` or `labeled/` variant folders (cuhk03-np)      -> cuhk03np
-5. bounding_box_train/, query/, bounding_box_test/ (directly or in a known subfolder):
+Rules by priority, first match wins (documented in docs/datasets.md):
+1. (10) ROOT is a `.csv` file, or holds `manifest.csv`             -> custom
+2. (30) list_{train,query,gallery}.txt with MSMT17 image folders   -> msmt17
+3. (40) `detected/` or `labeled/` variant folders (cuhk03-np)      -> cuhk03np
+4. (50) ROOT holds `reidbench-synthetic.json`                      -> market1501 (synthetic)
+5. (50) bounding_box_train/, query/, bounding_box_test/ (directly or in a known subfolder):
    a. file names in query/ in one dataset's style: Market `0002_c1s1_000451_03.jpg`,
       Duke `0005_c2_f0046985.jpg`, CUHK03-NP `0003_c1_22.png`
    b. else a folder name on the way says market / duke / cuhk03
    c. else market1501 rules with relaxed ranges, cameras counted from the data
 Anything else is an unknown layout: the error lists the formats and suggests --format.
+Each rule belongs to a registered `DatasetFormat` (datasets/registry.py); plugins add theirs.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from reidbench.datasets.base import Dataset
 from reidbench.datasets.cuhk03np import VARIANTS, find_cuhk03np_dir, load_cuhk03np
@@ -32,25 +37,19 @@ from reidbench.datasets.market1501 import (
 )
 from reidbench.datasets.msmt17 import find_msmt17_dir, load_msmt17
 from reidbench.datasets.naming import looks_like_image
+from reidbench.datasets.registry import (
+    DatasetFormat,
+    Detection,
+    dataset_formats,
+    detection_rules,
+    get_dataset_format,
+    parse_options,
+    register_dataset_format,
+)
 from reidbench.datasets.verify import require_readable
 from reidbench.errors import UserError
 from reidbench.progress import Progress
 
-FORMATS = ("market1501", "dukemtmcreid", "msmt17", "cuhk03np", "custom")
-TITLES = {
-    "market1501": "Market1501",
-    "dukemtmcreid": "DukeMTMCreID",
-    "msmt17": "MSMT17",
-    "cuhk03np": "CUHK03-NP",
-    "custom": "custom manifest",
-}
-_ALIASES = {
-    "market": "market1501",
-    "duke": "dukemtmcreid",
-    "dukemtmc": "dukemtmcreid",
-    "cuhk03": "cuhk03np",
-    "msmt": "msmt17",
-}
 NAME_STYLES = (
     ("market1501", re.compile(r"^(-1|\d+)_c\ds\d+_\d+_\d+\.jpe?g$", re.IGNORECASE)),
     ("dukemtmcreid", re.compile(r"^\d+_c\d_f\d+\.jpe?g$", re.IGNORECASE)),
@@ -61,11 +60,8 @@ SAMPLE = 50
 
 
 def normalise_format(name: str) -> str:
-    key = re.sub(r"[-_ .]", "", name.strip().lower())
-    key = _ALIASES.get(key, key)
-    if key not in FORMATS:
-        raise UserError(f"unknown dataset format {name!r}; use one of {', '.join(FORMATS)}")
-    return key
+    """The canonical name of a registered format or alias."""
+    return get_dataset_format(name).name
 
 
 def name_style(folder: Path) -> str | None:
@@ -101,36 +97,64 @@ def folder_hint(root: Path, folder: Path) -> str | None:
 
 
 def detect_format(root: Path) -> tuple[str, str, bool]:
-    """(format, reason, generic): `generic` relaxes Market ranges for a tree of unknown origin."""
-    if find_manifest(root) is not None:
-        return "custom", f"{MANIFEST_NAME} manifest" if root.is_dir() else "CSV manifest", False
+    """(format, reason, generic): `generic` relaxes Market ranges for a tree of unknown origin.
+
+    The registered formats' detect rules are tried in priority order; first match wins.
+    """
+    rules = detection_rules()
+    for spec in rules:
+        if root.is_file() and not spec.accepts_file:
+            continue
+        assert spec.detect is not None
+        found = spec.detect(root)
+        if found is not None:
+            return found.format, found.reason, found.generic
     if root.is_file():
         raise UserError(
             f"{root} is a file; pass the dataset folder, or a .csv manifest for --format custom"
         )
-    if (root / SYNTHETIC_MARKER).is_file():
-        return "market1501", f"{SYNTHETIC_MARKER} (reidbench synth output)", False
-    if find_msmt17_dir(root) is not None:
-        return "msmt17", "MSMT17 list files", False
+    names = ",".join(dataset_formats())
+    raise UserError(
+        f"unknown dataset layout at {root}: expected bounding_box_train/, query/ and "
+        "bounding_box_test/ (market1501, dukemtmcreid, cuhk03np), list_*.txt (msmt17) or "
+        f"{MANIFEST_NAME} (custom); check the path or pass --format {{{names}}}"
+    )
+
+
+def _detect_custom(root: Path) -> Detection | None:
+    if find_manifest(root) is None:
+        return None
+    return Detection("custom", f"{MANIFEST_NAME} manifest" if root.is_dir() else "CSV manifest")
+
+
+def _detect_msmt17(root: Path) -> Detection | None:
+    return Detection("msmt17", "MSMT17 list files") if find_msmt17_dir(root) is not None else None
+
+
+def _detect_cuhk03np(root: Path) -> Detection | None:
     if not _is_layout(root) and any(find_cuhk03np_dir(root, v) is not None for v in VARIANTS):
-        return "cuhk03np", "detected/labeled variant folders", False
+        return Detection("cuhk03np", "detected/labeled variant folders")
+    return None
+
+
+def _detect_market_layout(root: Path) -> Detection | None:
+    """The synthetic marker, then the shared Market layout, told apart by names and folders."""
+    if (root / SYNTHETIC_MARKER).is_file():
+        return Detection("market1501", f"{SYNTHETIC_MARKER} (reidbench synth output)")
     subdirs = dict.fromkeys((*MARKET1501.subdirs, *DUKEMTMCREID.subdirs))
     folder = first_dir_with(root, subdirs, SPLIT_FOLDERS.values())
     if folder is None:
-        raise UserError(
-            f"unknown dataset layout at {root}: expected bounding_box_train/, query/ and "
-            "bounding_box_test/ (market1501, dukemtmcreid, cuhk03np), list_*.txt (msmt17) or "
-            f"{MANIFEST_NAME} (custom); check the path or pass --format "
-            f"{{{','.join(FORMATS)}}}"
-        )
+        return None
     query = child_dir(folder, SPLIT_FOLDERS["query"])
     style = name_style(query) if query is not None else None
     if style is not None:
-        return style, f"file names in {style} style", False
+        return Detection(style, f"file names in {style} style")
     hint = folder_hint(root, folder)
     if hint is not None:
-        return hint, f"folder name ({hint})", False
-    return "market1501", "Market-1501 layout of unknown origin (relaxed ranges)", True
+        return Detection(hint, f"folder name ({hint})")
+    return Detection(
+        "market1501", "Market-1501 layout of unknown origin (relaxed ranges)", generic=True
+    )
 
 
 def _is_layout(folder: Path) -> bool:
@@ -141,13 +165,17 @@ def load_dataset(
     root: str | os.PathLike[str],
     format: str | None = None,
     *,
+    options: Mapping[str, Any] | None = None,
     msmt17_val_in_train: bool = True,
     cuhk03_variant: str = "detected",
     verify: bool = False,
     progress: Progress | None = None,
 ) -> Dataset:
-    """Load any supported dataset by the torchreid protocol; `format=None` auto-detects.
+    """Load any registered dataset format; `format=None` auto-detects.
 
+    `options` are the format's own options (`[dataset.options]`, `--dataset-option`),
+    validated by its options model; `msmt17_val_in_train` and `cuhk03_variant` are the
+    older spellings of the msmt17 `val_in_train` and cuhk03np `variant` options.
     Listing parses file names only; `verify=True` also decodes every image and
     raises a UserError naming unreadable ones.
     """
@@ -157,23 +185,90 @@ def load_dataset(
         fmt, reason, generic = detect_format(path)
     else:
         fmt, reason = normalise_format(format), "--format"
-        if path.is_file() and fmt != "custom":
-            raise UserError(f"{path} is a file; {fmt} needs the dataset folder")
+    spec = get_dataset_format(fmt)
+    if format is not None and path.is_file() and not spec.accepts_file:
+        raise UserError(f"{path} is a file; {fmt} needs the dataset folder")
     if cuhk03_variant not in VARIANTS:
         raise UserError(
             f"unknown CUHK03-NP variant {cuhk03_variant!r}; use one of {', '.join(VARIANTS)}"
         )
-    if fmt == "market1501":
-        dataset = load_market_layout(path, MARKET1501, generic=generic)
-    elif fmt == "dukemtmcreid":
-        dataset = load_market_layout(path, DUKEMTMCREID)
-    elif fmt == "msmt17":
-        dataset = load_msmt17(path, val_in_train=msmt17_val_in_train)
+    legacy: dict[str, Any] = {}
+    if fmt == "msmt17":
+        legacy = {"val_in_train": msmt17_val_in_train}
     elif fmt == "cuhk03np":
-        dataset = load_cuhk03np(path, variant=cuhk03_variant)
-    else:
-        dataset = load_custom(path)
+        legacy = {"variant": cuhk03_variant}
+    parsed = parse_options(spec, {**legacy, **(options or {})})
+    dataset = spec.load(path, parsed, generic)
     dataset.extra["detected_by"] = reason
     if verify:
         dataset.extra["verified_images"] = require_readable(dataset, progress=progress)
     return dataset
+
+
+class MSMT17Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    val_in_train: bool = True  # torchreid's combineall-style: validation ids join train
+
+
+class CUHK03NPOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    variant: Literal["detected", "labeled"] = "detected"
+
+
+def _register_builtins() -> None:
+    """The built-in formats register themselves like any plugin would."""
+    for spec in (
+        DatasetFormat(
+            "market1501",
+            "Market1501",
+            lambda p, o, g: load_market_layout(p, MARKET1501, generic=g),
+            detect=_detect_market_layout,
+            priority=50,
+            aliases=("market",),
+        ),
+        DatasetFormat(
+            "dukemtmcreid",
+            "DukeMTMCreID",
+            lambda p, o, g: load_market_layout(p, DUKEMTMCREID),
+            aliases=("duke", "dukemtmc"),
+        ),
+        DatasetFormat(
+            "msmt17",
+            "MSMT17",
+            lambda p, o, g: load_msmt17(p, val_in_train=o.val_in_train),
+            detect=_detect_msmt17,
+            priority=30,
+            aliases=("msmt",),
+            options=MSMT17Options,
+        ),
+        DatasetFormat(
+            "cuhk03np",
+            "CUHK03-NP",
+            lambda p, o, g: load_cuhk03np(p, variant=o.variant),
+            detect=_detect_cuhk03np,
+            priority=40,
+            aliases=("cuhk03",),
+            options=CUHK03NPOptions,
+        ),
+        DatasetFormat(
+            "custom",
+            "custom manifest",
+            lambda p, o, g: load_custom(p),
+            detect=_detect_custom,
+            priority=10,
+            accepts_file=True,
+        ),
+    ):
+        register_dataset_format(spec, replace=True)
+
+
+_register_builtins()
+
+
+def __getattr__(name: str) -> Any:
+    """FORMATS and TITLES, the names older code imports, read the live registry."""
+    if name == "FORMATS":
+        return tuple(dataset_formats())
+    if name == "TITLES":
+        return {n: s.title for n, s in dataset_formats().items()}
+    raise AttributeError(name)

@@ -18,6 +18,7 @@ from reidbench.judges.images import ImageSpec
 from reidbench.judges.lifecycle import effective_config
 from reidbench.judges.presets import FAMILIES, NO_KEY, Price, price_for, split_preset
 from reidbench.judges.prompts import Prompt, load_prompt
+from reidbench.judges.providers.registry import get_provider, load_provider_plugins
 from reidbench.rundir import DEFAULT_SCALE
 
 SCALE = DEFAULT_SCALE["lvlm"]  # LVLM prompts answer on 0-100
@@ -25,14 +26,6 @@ SCALE = DEFAULT_SCALE["lvlm"]  # LVLM prompts answer on 0-100
 # The cache key's endpoint for a `base_url` list: one value for the whole pool, whichever
 # server answered, so a resume against more, fewer or other nodes reuses every answer.
 POOL_HOST = "pool"
-
-# Structured-output mechanisms each client can use (extra.structured_mode picks one).
-STRUCTURED_MODES = {
-    "openai": ("json_schema", "json_object"),
-    "anthropic": ("tool", "output_config"),
-    "gemini": ("response_schema", "response_json_schema"),
-    "hf": (),
-}
 
 
 @dataclass(frozen=True)
@@ -45,7 +38,7 @@ class ResolvedSystem:
     endpoint_host: str
     api_key_env: str | None
     prompt: Prompt
-    structured: str  # "off" or one of STRUCTURED_MODES[client]
+    structured: str  # "off" or one of the client's ProviderSpec.structured_modes
     price: Price | None
     price_source: str  # preset | override | unknown
     image_spec: ImageSpec
@@ -143,10 +136,11 @@ def _structured(system: LVLMSystemConfig, family: str, client: str) -> str:
         return "off"
     chosen = system.extra.get("structured_mode")
     if chosen is not None:
-        if chosen not in STRUCTURED_MODES[client]:
+        modes = get_provider(client).structured_modes
+        if chosen not in modes:
             raise UserError(
                 f"system {system.name!r}: extra.structured_mode {chosen!r} is not available for "
-                f"the {client} client; choose one of {list(STRUCTURED_MODES[client]) or ['(none)']}"
+                f"the {client} client; choose one of {list(modes) or ['(none)']}"
             )
         return str(chosen)
     if system.structured == "on" and fam.structured_on == "off":
@@ -174,6 +168,7 @@ def _price(system: LVLMSystemConfig, family: str, model: str) -> tuple[Price | N
 
 def resolve_system(system: LVLMSystemConfig) -> ResolvedSystem:
     """Fill unset fields from the preset and check that the result can run."""
+    load_provider_plugins()  # plugin SDKs add their families
     pre_family, pre_model = split_preset(system.preset) if system.preset else ("", "")
     family = system.provider or pre_family
     model = system.model or pre_model
@@ -205,7 +200,13 @@ def resolve_system(system: LVLMSystemConfig) -> ResolvedSystem:
         client=fam.client,
         model=model,
         base_url=base_url,
-        endpoint_host=(POOL_HOST if pooled else _host(base_url) if fam.client != "hf" else "local"),
+        endpoint_host=(
+            POOL_HOST
+            if pooled
+            else _host(base_url)
+            if get_provider(fam.client).needs_base_url
+            else "local"
+        ),
         api_key_env=system.api_key_env or fam.api_key_env,
         prompt=load_prompt(system.prompt),
         structured=_structured(system, family, fam.client),

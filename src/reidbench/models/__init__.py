@@ -17,6 +17,7 @@ from typing import Any
 
 from reidbench.errors import UserError
 from reidbench.models.base import Embedder, TorchEmbedder
+from reidbench.models.entry_points import load_embedder_plugins
 from reidbench.models.extract import extract_features
 from reidbench.models.feature_cache import FeatureCache, default_cache_dir
 from reidbench.models.miner import EmbedderMiner
@@ -214,6 +215,7 @@ for _name, _summary in _OSNET_SUMMARIES.items():
 
 
 def list_embedders() -> list[str]:
+    load_embedder_plugins()
     return list(EMBEDDERS)
 
 
@@ -233,6 +235,8 @@ def load_embedder(
     resolved from a branch instead of a pinned commit + sha256."""
     from reidbench.models.hub import pinning_required
 
+    if name not in EMBEDDERS:
+        load_embedder_plugins()
     spec = EMBEDDERS.get(name)
     if spec is None and name.startswith(ONNX_PREFIX):
         spec = EmbedderSpec(name, 0, "onnx", "ONNX model", _onnx(name[len(ONNX_PREFIX) :]))
