@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reidbench import __version__
+from reidbench.report import coverage_view as cov
 from reidbench.report import format as fmt
 from reidbench.report import plots, protocol, sections
 from reidbench.report.extras import extra_sections
@@ -176,22 +177,28 @@ def _highlights(metrics: Mapping[str, Any]) -> list[str]:
     out = []
     # Systems measured on a subset (fused: held-out half only) are not ranked against the
     # others here: their AUC is on different pairs. The fusion section compares them fairly.
+    # Ranked by the coverage-aware AUC (abstentions as coin flips): refusing the hard pairs
+    # cannot make a system "best" (issue #9 item 3; report/coverage_view.py).
     ranked = sorted(
         (
-            (n, b)
+            (n, b, auc, ci)
             for n, b in systems.items()
-            if fmt.is_num(b.get("auc")) and not b.get("evaluated_on")
+            if not b.get("evaluated_on")
+            for auc, ci, _ in [cov.ranking_auc(b)]
+            if auc is not None
         ),
-        key=lambda nb: -nb[1]["auc"],
+        key=lambda x: -x[2],
     )
     if ranked:
-        best, b = ranked[0]
-        ci = ((b.get("ci") or {}).get("intervals") or {}).get("auc")
-        line = f"Highest AUC: {best}, {fmt.with_ci(b['auc'], ci)}"
+        best, b, auc, ci = ranked[0]
+        line = (
+            f"Highest AUC with abstentions counted as coin flips: {best}, "
+            f"{fmt.with_ci(auc, ci)} (coverage {fmt.pct(b.get('coverage'))})"
+        )
         if len(ranked) > 1:
             second = ranked[1][0]
             for c in metrics.get("comparisons") or []:
-                a = c.get("auc_diff") or {}
+                a = as_map(as_map(c.get("coverage_aware")).get("auc"))
                 if {c.get("a"), c.get("b")} != {best, second} or not fmt.is_num(a.get("diff")):
                     continue
                 sign = 1 if c.get("a") == best else -1
@@ -200,10 +207,11 @@ def _highlights(metrics: Mapping[str, Any]) -> list[str]:
                 if fmt.is_num(lo) and fmt.is_num(hi):
                     lo, hi = sorted((sign * lo, sign * hi))
                     verdict = "excludes" if lo > 0 or hi < 0 else "includes"
+                    n_c = as_map(c.get("coverage_aware")).get("n")
                     line += (
-                        f". On the {fmt.integer(a.get('n'))} pairs both scored, AUC of {best} "
-                        f"minus {second}: {sign * a['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]; the "
-                        f"interval {verdict} 0"
+                        f". On the {fmt.integer(n_c)} pairs both were meant to answer, AUC of "
+                        f"{best} minus {second}: {sign * a['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]; "
+                        f"the interval {verdict} 0"
                     )
         out.append(line + ".")
     for name, f in as_map(metrics.get("fusion")).items():
@@ -361,6 +369,9 @@ def build_context(
         "thresholds": sections.threshold_table(systems, colours),
         "tuned": sections.tuned_halves_table(systems, colours),
         "faw": sections.failures_as_wrong_table(systems, colours),
+        "coverage_aware": cov.coverage_aware_table(systems, colours),
+        "coverage_comparisons": cov.comparison_table(metrics.get("comparisons") or [], colours),
+        "risk_coverage": cov.risk_coverage_plot(systems, colours),
         "comparisons": sections.comparison_table(metrics.get("comparisons") or [], colours),
         "ranking": sections.failure_ranking_table(
             (metrics.get("failures") or {}).get("ranking") or [], systems, colours

@@ -92,6 +92,13 @@ def fused_systems(
         if mixed:
             for k in ("auc", "pr_auc", "eer", "tar_at_far_1e-2"):
                 block_["null_reasons"][k] = MIXED_SCALES_NOTE
+            ca = block_["coverage_aware"]
+            for k in ("auc", "eer", "tar_at_far_1e-2"):
+                ca[k] = None
+                ca["null_reasons"][k] = MIXED_SCALES_NOTE
+                ca["ci"]["intervals"][k] = None
+            block_["risk_coverage"] = {"aurc": None, "coverage": [], "risk": []}
+            block_["risk_coverage"]["null_reasons"] = {"aurc": MIXED_SCALES_NOTE}
         block_["evaluated_on"] = "held-out"
         block_["threshold_source"] = "fusion"
         block_["threshold_calibration"] = {
