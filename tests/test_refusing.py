@@ -128,3 +128,18 @@ def test_refuser_is_never_ranked_above_the_honest_system(refusing):
     honest = next(ln for ln in summary.splitlines() if ln.startswith("| honest"))
     coin = [float(r.strip(" |").split("|")[-1]) for r in (row, honest)]
     assert coin[0] <= coin[1]
+
+
+def test_a_decision_only_system_has_no_coin_flip_ranking(tmp_path):
+    """No scores at all: every pair would tie (AUC 0.5), which is not a ranking."""
+    from report_runs import make_run
+
+    _, m = make_run(tmp_path, n=30, missing_images=False, decision_only=True)
+    ca = m["systems"]["yesno"]["coverage_aware"]
+    assert ca["auc"] is None and "decisions only" in ca["null_reasons"]["auc"]
+    assert ca["accuracy"] == pytest.approx(m["systems"]["yesno"]["accuracy"])  # all answered
+    for c in m["comparisons"]:
+        if "yesno" in (c["a"], c["b"]):
+            assert c["coverage_aware"]["auc"] is None
+            assert c["coverage_aware"]["accuracy"]["p_value"] is not None
+    assert m["systems"]["yesno"]["risk_coverage"]["coverage"][-1] == 1.0

@@ -28,6 +28,7 @@ HEADLINE = (
     "safety block, parse or API error, not asked) is a coin flip: 0.5 correct, and tied with "
     "the other class in the ranking metrics"
 )
+NO_SCORES = "no scores: the system gave decisions only (ranking metrics undefined)"
 # Points kept in metrics.json per risk-coverage curve; the AURC uses every pair.
 CURVE_POINTS = 200
 
@@ -38,6 +39,12 @@ def coverage_aware_block(d: Decided, y: np.ndarray, boot: Bootstrap) -> dict[str
     out["bound"] = HEADLINE
     ci = boot.coverage_ci(y, d.score, d.pred, d.answered)
     out["ci"] = ci
+    if not np.isfinite(d.score).any():  # decisions only: every pair would tie (AUC 0.5)
+        for k in ("auc", "eer", "tar_at_far_1e-2"):
+            out[k] = None
+            out["null_reasons"][k] = NO_SCORES
+            ci["intervals"][k] = None
+            ci["null_reasons"][k] = NO_SCORES
     return out
 
 
@@ -106,6 +113,9 @@ def coverage_aware_compare(
         return v.score[m], None if v.pred is None else v.pred[m], v.answered[m]
 
     out = boot.coverage_paired(y[m], side(a), side(b), at=m)
+    if not (np.isfinite(a.score[m]).any() and np.isfinite(b.score[m]).any()):
+        out["auc"] = None
+        out["null_reasons"]["auc"] = NO_SCORES
     out["pair_ids_sha256"] = pair_ids_digest(ids[m])
     out["rule"] = HEADLINE
     return out
