@@ -52,13 +52,18 @@ def coverage_sub(block: Mapping[str, Any]) -> str:
     return ""
 
 
-def coverage_aware_table(systems: Systems, colours: Colours) -> Table | None:
+def coverage_aware_table(
+    systems: Systems, colours: Colours, *, with_aurc: bool = True
+) -> Table | None:
     """Every system over all the pairs it was meant to answer, abstentions as coin flips."""
     cols = [
         ("Coverage", "answered pairs / pairs the system was meant to answer"),
         *[(label, tip) for _, label, tip in KEYS],
-        ("AURC", "area under the risk-coverage curve (lower is better); abstentions at 0.5"),
     ]
+    if with_aurc:
+        cols.append(
+            ("AURC", "area under the risk-coverage curve (lower is better); abstentions at 0.5")
+        )
     rows = []
     for name, b in systems.items():
         ca = as_map(b.get("coverage_aware"))
@@ -71,9 +76,10 @@ def coverage_aware_table(systems: Systems, colours: Colours) -> Table | None:
         cells = [cov] + [
             number(ca.get(k), str(reasons.get(k) or ""), ci=intervals.get(k)) for k, _, _ in KEYS
         ]
-        rc = as_map(b.get("risk_coverage"))
-        why = str(as_map(rc.get("null_reasons")).get("aurc") or "")
-        cells.append(formatted(rc.get("aurc"), fmt.num, why))
+        if with_aurc:
+            rc = as_map(b.get("risk_coverage"))
+            why = str(as_map(rc.get("null_reasons")).get("aurc") or "")
+            cells.append(formatted(rc.get("aurc"), fmt.num, why))
         rows.append(Row(name, cells, colours.get(name), plots.label_text(b.get("type") or "")))
     if not rows:
         return None
