@@ -217,12 +217,17 @@ def _highlights(metrics: Mapping[str, Any]) -> list[str]:
     for name, f in as_map(metrics.get("fusion")).items():
         vs = as_map(as_map(f).get("vs_best"))
         d = as_map(vs.get("auc_diff"))
+        pairs_text = "held-out pairs both scored"
+        coin = as_map(vs.get("coverage_aware"))
+        if fmt.is_num(as_map(coin.get("auc")).get("diff")):  # abstentions as coin flips
+            d = {**as_map(coin.get("auc")), "n": coin.get("n")}
+            pairs_text = "held-out pairs, abstentions counted as coin flips"
         ci_d = as_map(d.get("ci"))
         if fmt.is_num(d.get("diff")) and fmt.is_num(ci_d.get("low")):
             verdict = "excludes" if ci_d["low"] > 0 or ci_d["high"] < 0 else "includes"
             out.append(
                 f"Fusion {name} against its best input {vs.get('b')} on the "
-                f"{fmt.integer(d.get('n'))} held-out pairs both scored: AUC difference "
+                f"{fmt.integer(d.get('n'))} {pairs_text}: AUC difference "
                 f"{d['diff']:+.3f} [{ci_d['low']:+.3f}, {ci_d['high']:+.3f}]; the interval "
                 f"{verdict} 0."
             )
