@@ -172,6 +172,10 @@ def test_fused_system_is_in_metrics_like_any_other(fused_run) -> None:
     assert ("emb-a", NAME) in names and ("judge", NAME) in names
 
 
+def vs_coin_n(block: dict) -> int:
+    return block["vs_best"]["coverage_aware"]["n"]
+
+
 def test_singles_and_paired_test_on_the_same_held_out_pairs(fused_run) -> None:
     root, y, systems, record, metrics = fused_run
     block = metrics["fusion"][NAME]
@@ -185,8 +189,12 @@ def test_singles_and_paired_test_on_the_same_held_out_pairs(fused_run) -> None:
         single = block["singles"][name]
         assert single["n_answered"] == m.sum() and single["n_pairs"] == held.sum()
         assert single["auc"] == pytest.approx(roc_auc_score(y[m], systems[name]["score"][m]))
-    aucs = {n: block["singles"][n]["auc"] for n in block["singles"]}
+        if name != "judge":  # full coverage: the coin-flip AUC is the plain one
+            assert single["coverage_aware"]["auc"] == pytest.approx(single["auc"])
+    # The best input is ranked with abstentions as coin flips, never on answered pairs alone.
+    aucs = {n: block["singles"][n]["coverage_aware"]["auc"] for n in block["singles"]}
     assert block["best_single"] == max(aucs, key=aucs.get)
+    assert vs_coin_n(block) == held.sum()
     vs = block["vs_best"]
     best = block["best_single"]
     m = held & (~ok if best == "judge" else np.ones(y.size, bool))

@@ -66,12 +66,22 @@ def test_every_comparison_names_its_identical_pairs(fused):
         assert c["auc_diff"]["n"] == scored.sum()
         if c["mcnemar"] is not None:
             assert c["mcnemar"]["pair_ids_sha256"] == pair_ids_digest(run.pair_id[both])
+        # coverage-aware tests: every pair both were meant to answer (a fused system's pairs
+        # outside the held-out half are not abstentions), abstentions included
+        fused_names = {r["name"] for r in [*m["fusion"].values(), *m["cascade"].values()]}
+        meant = mask.copy()
+        for name in (c["a"], c["b"]):
+            if name in fused_names:
+                meant &= ans[name][0]
+        assert c["coverage_aware"]["pair_ids_sha256"] == pair_ids_digest(run.pair_id[meant])
+        assert c["coverage_aware"]["n"] == meant.sum()
     # the held-out view: every system on the same held-out pairs, coverage over all of them
     hv = m["held_out"]
     assert hv["pair_ids_sha256"] == pair_ids_digest(run.pair_id[held])
     assert set(hv["systems"]) == set(m["systems"])
     for name, b in hv["systems"].items():
         on = ans[name][0] & held
+        assert b["coverage_aware"]["n"] == held.sum()
         assert b["n_pairs"] == held.sum() and b["n_answered"] == on.sum()
         assert b["pair_ids_sha256"] == pair_ids_digest(run.pair_id[on])
     # fused systems: coverage over the held-out pairs they were meant to answer

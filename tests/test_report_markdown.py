@@ -22,6 +22,7 @@ def _system(auc: float | None = 0.9, kind: str = "lvlm", usd: float | None = 2.5
         "eer": 0.2,
         "ci": {"intervals": {"auc": {"low": 0.85, "high": 0.95, "n_valid": 100}}},
         "costs": {"usd_per_1000_pairs": usd},
+        "coverage_aware": {"auc": 0.85},
     }
 
 
@@ -64,8 +65,9 @@ def test_table_shape_and_values():
         "0.900 [0.850, 0.950]",
         "0.200",
         "$2.50",
+        "0.850",
     ]
-    assert _cells(rows[3])[1] == "ReID" and _cells(rows[3])[-1] == "$0 (local)"
+    assert _cells(rows[3])[1] == "ReID" and _cells(rows[3])[-2] == "$0 (local)"
     first = text.splitlines()[0]
     assert first == (
         "**demo** on market1501 (SYNTHETIC): 400 pairs (200 same, 200 different), seed 3"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reidbench import __version__
+from reidbench.report import coverage_view as cov
 from reidbench.report import format as fmt
 from reidbench.report import plots, protocol, sections
 from reidbench.report.extras import extra_sections
@@ -176,22 +177,28 @@ def _highlights(metrics: Mapping[str, Any]) -> list[str]:
     out = []
     # Systems measured on a subset (fused: held-out half only) are not ranked against the
     # others here: their AUC is on different pairs. The fusion section compares them fairly.
+    # Ranked by the coverage-aware AUC (abstentions as coin flips): refusing the hard pairs
+    # cannot make a system "best" (issue #9 item 3; report/coverage_view.py).
     ranked = sorted(
         (
-            (n, b)
+            (n, b, auc, ci)
             for n, b in systems.items()
-            if fmt.is_num(b.get("auc")) and not b.get("evaluated_on")
+            if not b.get("evaluated_on")
+            for auc, ci, _ in [cov.ranking_auc(b)]
+            if auc is not None
         ),
-        key=lambda nb: -nb[1]["auc"],
+        key=lambda x: -x[2],
     )
     if ranked:
-        best, b = ranked[0]
-        ci = ((b.get("ci") or {}).get("intervals") or {}).get("auc")
-        line = f"Highest AUC: {best}, {fmt.with_ci(b['auc'], ci)}"
+        best, b, auc, ci = ranked[0]
+        line = (
+            f"Highest AUC with abstentions counted as coin flips: {best}, "
+            f"{fmt.with_ci(auc, ci)} (coverage {fmt.pct(b.get('coverage'))})"
+        )
         if len(ranked) > 1:
             second = ranked[1][0]
             for c in metrics.get("comparisons") or []:
-                a = c.get("auc_diff") or {}
+                a = as_map(as_map(c.get("coverage_aware")).get("auc"))
                 if {c.get("a"), c.get("b")} != {best, second} or not fmt.is_num(a.get("diff")):
                     continue
                 sign = 1 if c.get("a") == best else -1
@@ -200,21 +207,27 @@ def _highlights(metrics: Mapping[str, Any]) -> list[str]:
                 if fmt.is_num(lo) and fmt.is_num(hi):
                     lo, hi = sorted((sign * lo, sign * hi))
                     verdict = "excludes" if lo > 0 or hi < 0 else "includes"
+                    n_c = as_map(c.get("coverage_aware")).get("n")
                     line += (
-                        f". On the {fmt.integer(a.get('n'))} pairs both scored, AUC of {best} "
-                        f"minus {second}: {sign * a['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]; the "
-                        f"interval {verdict} 0"
+                        f". On the {fmt.integer(n_c)} pairs both were meant to answer, AUC of "
+                        f"{best} minus {second}: {sign * a['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]; "
+                        f"the interval {verdict} 0"
                     )
         out.append(line + ".")
     for name, f in as_map(metrics.get("fusion")).items():
         vs = as_map(as_map(f).get("vs_best"))
         d = as_map(vs.get("auc_diff"))
+        pairs_text = "held-out pairs both scored"
+        coin = as_map(vs.get("coverage_aware"))
+        if fmt.is_num(as_map(coin.get("auc")).get("diff")):  # abstentions as coin flips
+            d = {**as_map(coin.get("auc")), "n": coin.get("n")}
+            pairs_text = "held-out pairs, abstentions counted as coin flips"
         ci_d = as_map(d.get("ci"))
         if fmt.is_num(d.get("diff")) and fmt.is_num(ci_d.get("low")):
             verdict = "excludes" if ci_d["low"] > 0 or ci_d["high"] < 0 else "includes"
             out.append(
                 f"Fusion {name} against its best input {vs.get('b')} on the "
-                f"{fmt.integer(d.get('n'))} held-out pairs both scored: AUC difference "
+                f"{fmt.integer(d.get('n'))} {pairs_text}: AUC difference "
                 f"{d['diff']:+.3f} [{ci_d['low']:+.3f}, {ci_d['high']:+.3f}]; the interval "
                 f"{verdict} 0."
             )
@@ -361,6 +374,9 @@ def build_context(
         "thresholds": sections.threshold_table(systems, colours),
         "tuned": sections.tuned_halves_table(systems, colours),
         "faw": sections.failures_as_wrong_table(systems, colours),
+        "coverage_aware": cov.coverage_aware_table(systems, colours),
+        "coverage_comparisons": cov.comparison_table(metrics.get("comparisons") or [], colours),
+        "risk_coverage": cov.risk_coverage_plot(systems, colours),
         "comparisons": sections.comparison_table(metrics.get("comparisons") or [], colours),
         "ranking": sections.failure_ranking_table(
             (metrics.get("failures") or {}).get("ranking") or [], systems, colours

@@ -13,6 +13,7 @@ from typing import Any
 
 from reidbench.report import format as fmt
 from reidbench.report import plots, sections
+from reidbench.report.coverage_view import coverage_aware_table
 from reidbench.report.model import (
     Cell,
     Node,
@@ -373,7 +374,11 @@ def extra_sections(metrics: Mapping[str, Any], colours: Mapping[str, str]) -> li
     if held.get("systems"):
         table = sections.summary_table(as_map(held["systems"]), colours)
         title = f"Every system on the {fmt.integer(held.get('n_pairs'))} held-out pairs"
-        block = ExtraBlock(title, None, [], tables=[(title, table)])
+        tables = [(title, table)]
+        coin = coverage_aware_table(as_map(held["systems"]), colours, with_aurc=False)
+        if coin is not None:
+            tables.append(("The same pairs, abstentions counted as coin flips", coin))
+        block = ExtraBlock(title, None, [], tables=tables)
         out.append(ExtraSection("held-out", "Held-out pairs", HELD_OUT_HOWTO, [block]))
     fusion = metrics.get("fusion") or {}
     skipped = metrics.get("fusion_skipped") or []

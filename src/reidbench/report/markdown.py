@@ -10,8 +10,18 @@ from typing import Any
 
 from reidbench.report import format as fmt
 
-COLUMNS = ("system", "type", "coverage", "accuracy", "F1", "AUC [95% CI]", "EER", "USD/1k pairs")
-RIGHT = {2, 3, 4, 5, 6, 7}  # numeric columns
+COLUMNS = (
+    "system",
+    "type",
+    "coverage",
+    "accuracy",
+    "F1",
+    "AUC [95% CI]",
+    "EER",
+    "USD/1k pairs",
+    "AUC coin flip",
+)
+RIGHT = {2, 3, 4, 5, 6, 7, 8}  # numeric columns
 
 
 def _cell(text: str) -> str:
@@ -37,6 +47,8 @@ def _row(name: str, b: Mapping[str, Any]) -> list[str]:
         fmt.with_ci(b.get("auc"), ci),
         fmt.num(b.get("eer")),
         cost,
+        # Abstentions as coin flips (metrics.json coverage_aware): refusing cannot raise it.
+        fmt.num((b.get("coverage_aware") or {}).get("auc")),
     ]
 
 
@@ -83,8 +95,9 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
         lines += _table([_row(str(n), b) for n, b in (held.get("systems") or {}).items()])
     lines.append("")
     lines.append(
-        "Metrics on answered pairs at each system's threshold; AUC with a 95% bootstrap "
-        "interval. Full report: report.html."
+        "Metrics on answered pairs at each system's threshold (optimistic where coverage is "
+        "below 100%); AUC with a 95% bootstrap interval; 'AUC coin flip' counts every "
+        "abstention as tied with the other class. Full report: report.html."
     )
     subsets = sorted({str(b["evaluated_on"]) for b in systems.values() if b.get("evaluated_on")})
     if subsets:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reidbench.report import format as fmt
+from reidbench.report.coverage_view import coverage_sub
 from reidbench.report.model import (
     Cell,
     Row,
@@ -76,6 +77,8 @@ def summary_table(systems: Systems, colours: Colours) -> Table:
             _metric(b, k, b.get("ci"))
             for k in ("accuracy", "f1", "auc", "pr_auc", "eer", "tar_at_far_1e-2")
         ]
+        for c in cells[1:]:  # answered-only values: their coverage next to each
+            c.sub = c.sub or coverage_sub(b)
         f = b.get("failures") or {}
         cat = count(f.get("catastrophic"), reason(f, "catastrophic"))
         if fmt.is_num(f.get("catastrophic_rate")):

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from reidbench.metrics import stats
+from reidbench.metrics.coverage import coverage_aware_ci, coverage_aware_paired
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,44 @@ class Bootstrap:
     ) -> dict[str, Any]:
         """Paired test of two systems' decisions on identical pairs (`stats.mcnemar`)."""
         return stats.mcnemar(correct_a, correct_b, **self._kw(at))
+
+    def coverage_ci(
+        self,
+        y: np.ndarray,
+        s: np.ndarray,
+        pred: np.ndarray | None,
+        answered: np.ndarray,
+        *,
+        at: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """Intervals for the coverage-aware metrics (abstentions as coin flips) of one system
+        over every pair it was meant to answer (`coverage.coverage_aware_ci`)."""
+        return coverage_aware_ci(
+            y, s, pred, answered, self.n_boot, self.seed, level=self.level, **self._kw(at)
+        )
+
+    def coverage_paired(
+        self,
+        y: np.ndarray,
+        a: tuple[np.ndarray, np.ndarray | None, np.ndarray],
+        b: tuple[np.ndarray, np.ndarray | None, np.ndarray],
+        *,
+        at: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """Paired tests of A against B on the coverage-aware values of identical pairs
+        (`coverage.coverage_aware_paired`); a = (scores, decisions or None, answered)."""
+        out = coverage_aware_paired(
+            y, a, b, self.n_boot, self.seed, level=self.level, **self._kw(at)
+        )
+        auc = out.get("auc")
+        if self.clusters is None and isinstance(auc, dict):
+            # The pair bootstrap's fraction p-value can be 0; same correction as `auc_diff`.
+            p, ci = auc.get("p_value"), auc.get("ci")
+            if p is not None and ci and ci.get("n_valid"):
+                n_valid = int(ci["n_valid"])
+                k = round(p * n_valid / 2.0)
+                auc["p_value"] = float(min(1.0, 2.0 * (k + 1) / (n_valid + 1)))
+        return out
 
     def protocol(self) -> dict[str, Any]:
         return {

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from reidbench.metrics.run.abstain import coverage_aware_compare
 from reidbench.metrics.run.blocks import pair_ids_digest
 from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.metrics.run.thresholds import Decided
@@ -38,6 +39,7 @@ def compare(
     scored = both & np.isfinite(a.score) & np.isfinite(b.score)
     entry["auc_diff"] = boot.auc_diff(y[scored], a.score[scored], b.score[scored], at=scored)
     entry["auc_diff"]["pair_ids_sha256"] = pair_ids_digest(ids[scored])
+    entry["coverage_aware"] = coverage_aware_compare(a, b, y, boot, ids, within=within)
     return entry
 
 

@@ -64,6 +64,10 @@ def _protocol(run_cfg: dict, boot: Bootstrap, split: dict[str, Any], rule: str) 
         "pair, or <= 10 on a same-person pair",
         "mcnemar": "exact two-sided binomial test on discordant pairs, pairs both answered",
         "auc_diff": "paired bootstrap (same draws for both systems) on pairs both scored",
+        "coverage_aware": "headline: every pair counts, an abstention is a coin flip (0.5 "
+        "correct; tied with the other class in AUC / EER / TAR); answered-only metrics are the "
+        "optimistic bound, failures-as-wrong the pessimistic one; highlights and the "
+        "coverage_aware paired tests use it",
         "config_bootstrap": run_cfg.get("bootstrap"),
     }
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from reidbench.metrics.coverage import coverage_aware_metrics
 from reidbench.metrics.run.blocks import METRIC_NAMES, block
 from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.metrics.run.failures import failures_as_wrong_summary
@@ -92,6 +93,13 @@ def fused_systems(
         if mixed:
             for k in ("auc", "pr_auc", "eer", "tar_at_far_1e-2"):
                 block_["null_reasons"][k] = MIXED_SCALES_NOTE
+            ca = block_["coverage_aware"]
+            for k in ("auc", "eer", "tar_at_far_1e-2"):
+                ca[k] = None
+                ca["null_reasons"][k] = MIXED_SCALES_NOTE
+                ca["ci"]["intervals"][k] = None
+            block_["risk_coverage"] = {"aurc": None, "coverage": [], "risk": []}
+            block_["risk_coverage"]["null_reasons"] = {"aurc": MIXED_SCALES_NOTE}
         block_["evaluated_on"] = "held-out"
         block_["threshold_source"] = "fusion"
         block_["threshold_calibration"] = {
@@ -151,8 +159,16 @@ def versus_singles(
             ci=boot.ci(y[m], v.score[m], pred, at=m)["intervals"],
         )
         b["failures_as_wrong"] = failures_as_wrong_summary(v.take(held), y[held], boot.subset(held))
+        vh = v.take(held)
+        b["coverage_aware"] = coverage_aware_metrics(y[held], vh.score, vh.pred, vh.answered)
         singles[s] = b
-    ranked = sorted(names, key=lambda s: -1.0 if singles[s]["auc"] is None else singles[s]["auc"])
+
+    def rank_auc(s: str) -> float:
+        # No reward for refusing: ranked by the coverage-aware AUC (abstentions as coin flips).
+        auc = singles[s]["coverage_aware"]["auc"]
+        return -1.0 if auc is None else auc
+
+    ranked = sorted(names, key=rank_auc)
     best = ranked[-1]
     bv = by_name[best]
     m = held & bv.answered & np.isfinite(bv.score)
@@ -166,10 +182,16 @@ def versus_singles(
         )
     versus["auc_diff"] = boot.auc_diff(y[m], fused.score[m], bv.score[m], at=m)
     versus["pairs"] = "held-out pairs the best single system answered with a score"
+    versus["coverage_aware"] = boot.subset(held).coverage_paired(
+        y[held],
+        (fused.score[held], None if fused.pred is None else fused.pred[held], fused.answered[held]),
+        (bv.score[held], None if bv.pred is None else bv.pred[held], bv.answered[held]),
+    )
     return {
         "singles": singles,
         "best_single": best,
-        "best_single_rule": "the fused system with the highest AUC on the held-out pairs it "
-        "answered (chosen on held-out: favours the single system, so the test is conservative)",
+        "best_single_rule": "the input with the highest coverage-aware AUC (abstentions "
+        "as coin flips) on the held-out pairs (chosen on held-out: favours the single system, "
+        "so the test is conservative)",
         "vs_best": versus,
     }

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from reidbench.metrics import verification as ver
+from reidbench.metrics.run import abstain as ab
 from reidbench.metrics.run import curves as cv
 from reidbench.metrics.run import failures as fl
 from reidbench.metrics.run.blocks import block
@@ -104,6 +105,10 @@ def system_block(
         prompted["ci"] = boot.ci(ya, sa, p_ans, at=answered)["intervals"]
         out["as_prompted"] = prompted
     out["failures_as_wrong"] = fl.failures_as_wrong(d, y, boot)
+    out["failures_as_wrong"]["bound"] = ab.PESSIMISTIC
+    out["answered_only_bound"] = ab.OPTIMISTIC
+    out["coverage_aware"] = ab.coverage_aware_block(d, y, boot)
+    out["risk_coverage"] = ab.risk_coverage_block(d, y)
     counts, fa, fr = fl.failure_counts(view, d, y)
     out["failures"] = counts
     examples = fl.examples(view, pairs, fa, fr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Any
 
+from reidbench.metrics.run.abstain import coverage_aware_block
 from reidbench.metrics.run.blocks import block, pair_ids_digest
 from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.metrics.run.comparisons import compare
@@ -57,6 +58,8 @@ def held_out_view(
                 "ci": {"intervals": boot.ci(y[m], v.score[m], pred, at=m)["intervals"]},
             }
         )
+        meant = held & (v.status != "not_evaluated")
+        b["coverage_aware"] = coverage_aware_block(v.take(meant), y[meant], boot.subset(meant))
         out["systems"][v.name] = b
     out["comparisons"] = [
         compare(a, b, y, boot, pairs.pair_id, within=held) for a, b in combinations(views, 2)
