@@ -52,6 +52,18 @@ def finished_run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def large_run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run with enough pairs for logistic fusion on the identity-disjoint halves."""
+    from reidbench.config import load_config
+    from reidbench.experiment import run_experiment
+
+    base = tmp_path_factory.mktemp("large")
+    out = base / "run"
+    run_experiment(load_config(write_config(base / "c.toml", data, n=80)), out)
+    return out
+
+
 @pytest.fixture
 def run_copy(finished_run: Path, tmp_path: Path) -> Path:
     out = tmp_path / "run"
@@ -229,20 +241,25 @@ def test_pairs_out_holding_another_set_needs_force(run_cli, data, tmp_path) -> N
     assert out.read_bytes() != first
 
 
-def test_fuse_duplicates_overwrites_and_remove(run_cli, run_copy) -> None:
+def test_fuse_duplicates_overwrites_and_remove(run_cli, large_run, tmp_path) -> None:
+    run_copy = tmp_path / "run"
+    shutil.copytree(large_run, run_copy)
     line = refused(run_cli("fuse", run_copy, "--systems", "handcrafted,handcrafted"))
     assert "listed twice" in line
-    assert run_cli("fuse", run_copy, "--systems", "handcrafted,colour").code == 0
+    # --no-select: this run's identity-disjoint calibration half is too small for the
+    # cross-validated input selection.
+    fit = ("fuse", run_copy, "--systems", "handcrafted,colour", "--no-select", "--cs", "1.0")
+    assert run_cli(*fit).code == 0
     record = next((run_copy / "fusion").glob("*.json"))
     fitted = record.read_bytes()
     # the same settings again is a refit, not an overwrite
-    assert run_cli("fuse", run_copy, "--systems", "handcrafted,colour").code == 0
-    line = refused(run_cli("fuse", run_copy, "--systems", "handcrafted,colour", "--no-select"))
-    assert "--force" in line and "select_inputs" in line
+    assert run_cli(*fit).code == 0
+    line = refused(run_cli(*fit[:-1], "0.5"))
+    assert "--force" in line
     assert json.loads(record.read_bytes())["settings"] == json.loads(fitted)["settings"]
-    forced = run_cli("fuse", run_copy, "--systems", "handcrafted,colour", "--no-select", "--force")
-    assert forced.code == 0
-    assert json.loads(record.read_text())["settings"]["select_inputs"] is False
+    forced = run_cli(*fit[:-1], "0.5", "--force")
+    assert forced.code == 0, forced.err
+    assert json.loads(record.read_bytes())["settings"] != json.loads(fitted)["settings"]
     name = json.loads(record.read_text())["name"]
     removed = run_cli("fuse", run_copy, "--remove", name)
     assert removed.code == 0, removed.err
