@@ -28,7 +28,7 @@ from reidbench.errors import UserError
 from reidbench.models.base import Embedder, TorchEmbedder
 from reidbench.models.cache_writer import BackgroundWriter
 from reidbench.models.decode import preparer_of
-from reidbench.models.extract import WRITE_ROWS
+from reidbench.models.extract import WRITE_ROWS, serve_from_cache
 from reidbench.models.feature_cache import FeatureCache
 from reidbench.models.preprocess import decode_image, read_bytes
 from reidbench.progress import Progress, reporting
@@ -138,22 +138,10 @@ def ray_extract_features(
     try:
         with reporting(progress, f"features {embedder.name}", len(files)) as bar:
             digests = _hash_files(ray, files)
-            if use_cams:  # the same cache key as the local path: (content, camera)
-                digests = [f"{d}:cam{c}" for d, c in zip(digests, cams, strict=True)]
-            where: dict[str, list[int]] = {}
-            for i, digest in enumerate(digests):
-                where.setdefault(digest, []).append(i)
-            cached = cache.get_many(fingerprint, where, embedder.dim) if cache else {}
-            for digest, vec in cached.items():
-                out[where[digest]] = vec
-            hits = sum(len(where[d]) for d in cached)
-            if hits:
-                bar.advance(hits, cached=hits)
-            todo = [d for d in where if d not in cached]
-            if stats is not None:
-                stats.update(
-                    images=len(files), unique=len(where), cached=len(cached), computed=len(todo)
-                )
+            # The same cache keys as the local path: (content[, camera]).
+            where, todo = serve_from_cache(
+                embedder, digests, cams if use_cams else None, cache, out, bar, stats
+            )
             if not todo:
                 return out
             rows = [

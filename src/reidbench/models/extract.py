@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,37 @@ WRITE_ROWS = 4096
 
 def _hash_file(path: Path) -> str:
     return hashlib.sha256(read_bytes(path)).hexdigest()
+
+
+def serve_from_cache(
+    embedder: Embedder,
+    digests: Sequence[str],
+    cams: Sequence[int] | None,
+    cache: FeatureCache | None,
+    out: np.ndarray,
+    bar: Any,
+    stats: dict[str, int] | None,
+) -> tuple[dict[str, list[int]], list[str]]:
+    """Fill `out` from the cache; return each key's rows and the keys still to embed.
+
+    The one definition of the feature cache key, shared by every engine so that their
+    runs reuse each other's features: the content hash, plus the camera id for
+    camera-aware (SIE) embedders (`cams` given)."""
+    if cams is not None:
+        digests = [f"{d}:cam{int(c)}" for d, c in zip(digests, cams, strict=True)]
+    where: dict[str, list[int]] = {}
+    for i, digest in enumerate(digests):
+        where.setdefault(digest, []).append(i)
+    cached = cache.get_many(embedder.fingerprint, where, embedder.dim) if cache else {}
+    for digest, vec in cached.items():
+        out[where[digest]] = vec
+    hits = sum(len(where[d]) for d in cached)
+    if hits:
+        bar.advance(hits, cached=hits)
+    todo = [d for d in where if d not in cached]
+    if stats is not None:
+        stats.update(images=len(out), unique=len(where), cached=len(cached), computed=len(todo))
+    return where, todo
 
 
 def extract_features(
@@ -80,26 +112,11 @@ def extract_features(
     pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="reidbench-decode")
     try:
         with reporting(progress, f"features {embedder.name}", len(files)) as bar:
-            digests = list(pool.map(_hash_file, files))
             cams = list(camids) if camids is not None and embedder.uses_camids else None
-            if cams is not None:
-                if len(cams) != len(files):
-                    raise ValueError(f"{len(files)} paths but {len(cams)} camera ids")
-                digests = [f"{d}:cam{int(c)}" for d, c in zip(digests, cams, strict=True)]
-            where: dict[str, list[int]] = {}
-            for i, digest in enumerate(digests):
-                where.setdefault(digest, []).append(i)
-            cached = cache.get_many(fingerprint, where, embedder.dim) if cache else {}
-            for digest, vec in cached.items():
-                out[where[digest]] = vec
-            hits = sum(len(where[d]) for d in cached)
-            if hits:
-                bar.advance(hits, cached=hits)
-            todo = [d for d in where if d not in cached]
-            if stats is not None:
-                stats.update(
-                    images=len(files), unique=len(where), cached=len(cached), computed=len(todo)
-                )
+            if cams is not None and len(cams) != len(files):
+                raise ValueError(f"{len(files)} paths but {len(cams)} camera ids")
+            digests = list(pool.map(_hash_file, files))
+            where, todo = serve_from_cache(embedder, digests, cams, cache, out, bar, stats)
             batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
             decoder = BatchDecoder(embedder, len(todo), workers)
             writer = (
