@@ -24,6 +24,7 @@ from pydantic import (
 
 from reidbench.datasets.base import Dataset
 from reidbench.errors import UserError
+from reidbench.tasks.config import PairsTask, TaskConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -182,6 +183,8 @@ class ExperimentConfig(_Strict):
     dataset: DatasetConfig
     pairs: PairsConfig = PairsConfig()
     systems: list[SystemConfig]
+    # what the systems are asked (docs/tasks.md); default: the pairs task alone
+    tasks: list[TaskConfig] = Field(default_factory=lambda: [PairsTask()])
     retrieval: bool = False  # also report retrieval metrics for embedder systems
     bootstrap: int = Field(1000, ge=0)
     seed: int = 0
