@@ -27,13 +27,14 @@ install-dev: $(VENV)/.installed-dev
 demo: $(VENV)/.installed
 	$(BIN)/reidbench demo
 
-test: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench
+test: lint
 	$(BIN)/python -m pytest
 
+# ruff (lint + format) and mypy (settings and pinned version in pyproject.toml).
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -184,7 +184,7 @@ class ExperimentConfig(_Strict):
     pairs: PairsConfig = PairsConfig()
     systems: list[SystemConfig]
     # what the systems are asked (docs/tasks.md); default: the pairs task alone
-    tasks: list[TaskConfig] = Field(default_factory=lambda: [PairsTask()])
+    tasks: list[TaskConfig] = Field(default_factory=lambda: list[TaskConfig]([PairsTask()]))
     retrieval: bool = False  # also report retrieval metrics for embedder systems
     bootstrap: int = Field(1000, ge=0)
     seed: int = 0

@@ -9,7 +9,7 @@ an explicit `--lvlm` preset). Nothing imitates an LVLM.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ def demo_config(
     data_root: Path,
     *,
     personvit_weights: Path | None = None,
-    lvlm_presets: list[str] = (),
+    lvlm_presets: Sequence[str] = (),
     max_cost_usd: float = 0.5,
 ) -> ExperimentConfig:
     """The shipped `demo.toml` (`reidbench config show demo`), pointed at `data_root`, plus
@@ -81,7 +81,7 @@ def run_demo(
     out: Path,
     *,
     personvit_weights: Path | None = None,
-    lvlms: list[str] = (),
+    lvlms: Sequence[str] = (),
     auto_lvlm: bool = True,
     max_cost_usd: float = 0.5,
     progress: ProgressFactory | None = None,

@@ -75,7 +75,8 @@ def _keys(model: type[BaseModel], loc: list[str]) -> list[str]:
     for part in loc:
         if part.isdigit():
             continue
-        field = node.model_fields.get(part) if isinstance(node, type) else None
+        is_model = isinstance(node, type) and issubclass(node, BaseModel)
+        field = node.model_fields.get(part) if is_model else None
         if field is None:
             return []
         candidates = [field.annotation, *typing.get_args(field.annotation)]

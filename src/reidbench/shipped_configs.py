@@ -7,8 +7,13 @@ tests/test_config_cli.py keeps the two identical.
 
 from __future__ import annotations
 
+import sys
 from importlib.resources import files
-from importlib.resources.abc import Traversable
+
+if sys.version_info >= (3, 11):
+    from importlib.resources.abc import Traversable
+else:  # pragma: no cover - exercised on 3.10 only (the module is new in 3.11)
+    from importlib.abc import Traversable
 
 from reidbench.errors import UserError
 

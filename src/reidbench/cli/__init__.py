@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail("aborted", 130)
     except typer.TyperException as exc:  # typer's vendored click: usage and parameter errors
         if type(exc).__name__ == "NoArgsIsHelpError":
-            exc.show()  # `reidbench dataset` alone: show that group's help
+            exc.show()  # type: ignore[attr-defined]  # `reidbench dataset` alone: its help
             sys.exit(2)
         ctx = getattr(exc, "ctx", None)
         where = ctx.command_path if ctx is not None else "reidbench"

@@ -13,7 +13,7 @@ from reidbench.datasets.synthetic import DEFAULT_TEST_IDS, DEFAULT_TRAIN_IDS
 
 
 def summary_lines(out: Path, result: dict[str, object], seconds: float) -> list[str]:
-    files = int(result["files"])  # type: ignore[arg-type]
+    files = int(str(result["files"]))
     if result["reused"]:
         head = f"{out} already holds this synthetic dataset; nothing written"
     else:

@@ -98,13 +98,14 @@ def calibrate_reid(view: SystemView, label: np.ndarray, calib: np.ndarray) -> Re
             f"system {view.name!r}: its calibration pairs do not hold both labels; "
             "the cascade cannot learn a band (curate more pairs)"
         )
+    f1: float | None
     if view.recorded_threshold is not None:
         t, f1, source = view.recorded_threshold, None, "recorded"
     else:
-        t, f1, reason = best_f1_threshold(y, s)
-        if t is None:
+        best, f1, reason = best_f1_threshold(y, s)
+        if best is None:
             raise UserError(f"system {view.name!r}: cannot choose a threshold ({reason})")
-        source = "calibration_best_f1"
+        t, source = best, "calibration_best_f1"
     x = s - t
     sd = float(x.std()) or 1.0
     fit = LogisticRegression(C=np.inf, fit_intercept=False).fit((x / sd)[:, None], y)

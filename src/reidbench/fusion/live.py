@@ -80,8 +80,11 @@ def plan_live_cascade(
     label = np.asarray(pairs.column("label").to_numpy(), dtype=np.int64)
     view: SystemView = system_view(reid_entry, reid_scores, ids)
     sides = [np.asarray(pairs.column(c).to_pylist(), dtype=object) for c in ("path_a", "path_b")]
-    pids = [np.asarray(pairs.column(c).to_numpy(), dtype=np.int64) for c in ("pid_a", "pid_b")]
-    halves = identity_halves(*identity_codes(*pids, *image_codes(*sides)), seed)
+    pid_a, pid_b = (
+        np.asarray(pairs.column(c).to_numpy(), dtype=np.int64) for c in ("pid_a", "pid_b")
+    )
+    image_a, image_b = image_codes(sides[0], sides[1])
+    halves = identity_halves(*identity_codes(pid_a, pid_b, image_a, image_b), seed)
     calib = halves.a
     # calibrate_reid reads labels only where calib is True.
     reid = calibrate_reid(view, label, calib)

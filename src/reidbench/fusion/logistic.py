@@ -273,6 +273,7 @@ class Selection:
         if not self.enabled:
             return "input selection off (select_inputs = false / --no-select): all inputs kept"
         full, kept = self._by_inputs(self.requested), self._by_inputs(self.chosen)
+        assert full is not None and kept is not None  # both were scored when selection is on
         if not self.dropped:
             return (
                 "all inputs kept: no smaller input set had a higher cross-validated AUC on "

@@ -100,7 +100,7 @@ def _lvlm_accounting(table: pa.Table) -> dict[str, Any]:
     cached = np.asarray([bool(c) for c in rows["cached"]])
     attempts = np.asarray([a or 0 for a in rows["attempts"]], dtype=np.int64)
     cost = np.asarray([np.nan if c is None else c for c in rows["cost_usd"]], dtype=np.float64)
-    values, counts = np.unique(status, return_counts=True) if status.size else ([], [])
+    values, counts = np.unique(status, return_counts=True)
     return {
         "pairs_judged": int(status.size),
         "answered": int(np.sum(status == "ok")),

@@ -72,9 +72,10 @@ class RateLimiter:
     ) -> None:
         # One second of burst for requests (smooth pacing); a full minute for tokens,
         # because one request can be large compared with the per-second token rate.
-        t = {"clock": clock, "sleep": sleep}
-        self.requests = TokenBucket(rpm / 60.0, max(1.0, rpm / 60.0), **t) if rpm else None
-        self.tokens = TokenBucket(tpm / 60.0, tpm, **t) if tpm else None
+        self.requests = (
+            TokenBucket(rpm / 60.0, max(1.0, rpm / 60.0), clock=clock, sleep=sleep) if rpm else None
+        )
+        self.tokens = TokenBucket(tpm / 60.0, tpm, clock=clock, sleep=sleep) if tpm else None
         self._clock = clock
         self._sleep = sleep
         self._paused_until = 0.0

@@ -115,7 +115,10 @@ def load_prompt(name: str) -> Prompt:
             f"unknown prompt {name!r}; choose one of {ids} or give a path to a prompt .toml file"
         )
     text = (
-        resources.files("reidbench.judges").joinpath("prompts", f"{name}.toml").read_text("utf-8")
+        resources.files("reidbench.judges")
+        .joinpath("prompts")
+        .joinpath(f"{name}.toml")
+        .read_text("utf-8")
     )
     prompt = _parse(text, f"{name}.toml")
     if prompt.id != name:

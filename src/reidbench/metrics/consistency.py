@@ -146,7 +146,7 @@ def transitivity(
             "the pair set has no triplets" if trip.size == 0 else "no triplet fully decided"
         )
         return out
-    viol = [(row, got) for row, got in evaluated if sum(got) == 2]
+    viol = [(row, got) for row, got in evaluated if sum(bool(g) for g in got) == 2]
     strict = sum(1 for _, got in viol if got[0] and got[1] and not got[2])
     out["violations"] = len(viol)
     out["violation_rate"] = fnum(len(viol) / len(evaluated))

@@ -61,14 +61,17 @@ def failure_counts(
     """
     st = np.asarray(status, dtype=object)
     n = int(st.size)
-    values, freq = np.unique(st, return_counts=True) if n else ([], [])
+    values, freq = np.unique(st, return_counts=True)
     by_status = {str(k): int(v) for k, v in zip(values, freq, strict=True)}
-    counts = {k: by_status.get(k, 0) for k in (*CATASTROPHIC, *RUN_PROBLEMS)}
+    counts: dict[str, int | None] = {k: by_status.get(k, 0) for k in (*CATASTROPHIC, *RUN_PROBLEMS)}
     counted = false_accept is not None and false_reject is not None
-    counts["confident_false_accept"] = int(np.sum(false_accept)) if counted else None
-    counts["confident_false_reject"] = int(np.sum(false_reject)) if counted else None
+    if false_accept is not None and false_reject is not None:
+        counts["confident_false_accept"] = int(np.sum(false_accept))
+        counts["confident_false_reject"] = int(np.sum(false_reject))
+    else:
+        counts["confident_false_accept"] = counts["confident_false_reject"] = None
     catastrophic = sum(counts[k] or 0 for k in (*CATASTROPHIC, *CONFIDENT))
-    asked = n - counts["budget_exceeded"] - counts["missing"]
+    asked = n - by_status.get("budget_exceeded", 0) - by_status.get("missing", 0)
     return {
         "n_pairs": n,
         "n_asked": asked,

@@ -360,6 +360,7 @@ def _distance_block(
         block = _l2_normalise(q) @ g_prep.T
         np.subtract(np.float32(1.0), block, out=block)
         return block
+    assert g_sq is not None  # _prepare_gallery gives squared norms for euclidean
     block = q @ g_prep.T
     block *= np.float32(-2.0)
     block += np.einsum("ij,ij->i", q, q)[:, None]

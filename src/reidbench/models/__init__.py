@@ -174,7 +174,7 @@ def _osnet(name: str) -> Callable[..., Embedder]:
     return load
 
 
-def _onnx(path: str) -> Embedder:
+def _onnx(path: str) -> Callable[..., Embedder]:
     def load(weights: Any = None, device: str = "cpu", **options: Any) -> Embedder:
         from reidbench.models.onnx_embedder import load_onnx
 
@@ -182,7 +182,7 @@ def _onnx(path: str) -> Embedder:
             raise UserError("onnx:PATH carries its own weights; drop --weights")
         return load_onnx(path, device, **options)
 
-    return load  # type: ignore[return-value]
+    return load
 
 
 _OSNET_SUMMARIES = {

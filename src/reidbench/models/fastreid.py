@@ -78,12 +78,12 @@ class IBN(nn.Module):
 
     def __init__(self, planes: int) -> None:
         super().__init__()
-        self.half = planes // 2
-        self.IN = nn.InstanceNorm2d(self.half, affine=True)
-        self.BN = nn.BatchNorm2d(planes - self.half)
+        self.n_in = planes // 2  # channels under InstanceNorm
+        self.IN = nn.InstanceNorm2d(self.n_in, affine=True)
+        self.BN = nn.BatchNorm2d(planes - self.n_in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = torch.split(x, [self.half, x.shape[1] - self.half], 1)
+        a, b = torch.split(x, [self.n_in, x.shape[1] - self.n_in], 1)
         return torch.cat((self.IN(a.contiguous()), self.BN(b.contiguous())), 1)
 
 
@@ -189,7 +189,7 @@ class Head(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gem:
-            p = self.pool_layer.p
+            p = self.pool_layer.get_parameter("p")
             x = x.clamp(min=GEM_EPS).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
         else:
             x = x.mean(dim=(2, 3))
@@ -206,9 +206,12 @@ class FastReIDBaseline(nn.Module):
         return self.heads(self.backbone(x))
 
 
+RGB = tuple[float, float, float]
+
+
 def build_fastreid(
     path: Path, name: str, arch: FastReIDArch
-) -> tuple[FastReIDBaseline, str, tuple[tuple[float, ...], tuple[float, ...]], list[str]]:
+) -> tuple[FastReIDBaseline, str, tuple[RGB, RGB], list[str]]:
     """Read a fast-reid Baseline checkpoint (either layout) and load it strictly.
 
     Returns (model, layout, (mean, std) in 0-1 units, notes)."""
@@ -235,8 +238,8 @@ def build_fastreid(
             raise UserError(
                 f"{path}: pixel_mean/pixel_std must hold 3 values; pass a released {what}"
             )
-        mean = tuple(round(float(v), 6) for v in pm)
-        std = tuple(round(float(v), 6) for v in ps)
+        m, d = [round(float(v), 6) for v in pm], [round(float(v), 6) for v in ps]
+        mean, std = (m[0], m[1], m[2]), (d[0], d[1], d[2])
         notes.append("normalisation read from the checkpoint's pixel_mean/pixel_std")
     blocks = tuple(
         len({k.split(".")[2] for k in sd if k.startswith(f"backbone.layer{i}.")})

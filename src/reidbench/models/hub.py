@@ -317,7 +317,7 @@ def _hf_download(
             repo_id,
             filename,
             revision=revision,
-            cache_dir=cache_dir,  # type: ignore[arg-type]
+            cache_dir=None if cache_dir is None else str(cache_dir),
             endpoint=endpoint,
         )
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:

@@ -53,12 +53,12 @@ def _import_ort() -> Any:
 def _floats(value: Any, what: str, where: str) -> tuple[float, float, float]:
     items = value.split(",") if isinstance(value, str) else list(value)
     try:
-        out = tuple(float(v) for v in items)
+        out = [float(v) for v in items]
     except (TypeError, ValueError) as exc:
         raise UserError(f"{where}: {what} must be 3 numbers like 0.485,0.456,0.406") from exc
     if len(out) != 3 or (what == "std" and min(out) <= 0):
         raise UserError(f"{where}: {what} must be 3 numbers (std > 0), got {value!r}")
-    return out  # type: ignore[return-value]
+    return out[0], out[1], out[2]
 
 
 def _size(value: Any, where: str) -> tuple[int, int]:
@@ -141,8 +141,8 @@ class OnnxEmbedder(Embedder):
             )
         return feats
 
-    def embed_prepared(self, batch: np.ndarray) -> np.ndarray:
-        feats = self._run(batch)
+    def embed_prepared(self, batch: np.ndarray, camids: Sequence[int] | None = None) -> np.ndarray:
+        feats = self._run(batch)  # exported graphs take no camera ids
         norms = np.linalg.norm(feats, axis=1, keepdims=True)
         return (feats / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 

@@ -80,7 +80,7 @@ def export_onnx(
     except ImportError as exc:
         raise UserError("export needs onnx: pip install 'reidbench[onnx]'") from exc
     pre = embedder.preprocess
-    model = embedder.model.to(memory_format=torch.contiguous_format).eval()
+    model = embedder.model.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     dummy = torch.zeros(2, 3, *pre.size)
     target = Path(out)
     with atomic_path(target) as tmp:

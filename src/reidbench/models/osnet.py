@@ -224,5 +224,5 @@ def fold_batchnorm(model: OSNet) -> OSNet:
             module.bn = None
         elif isinstance(module, LightConv3x3) and isinstance(module.bn, nn.BatchNorm2d):
             module.conv2 = fuse_conv_bn_eval(module.conv2, module.bn)
-            module.bn = nn.Identity()
+            module.bn = nn.Identity()  # type: ignore[assignment]
     return model

@@ -50,7 +50,7 @@ class HFProvider:
             self.processor = AutoProcessor.from_pretrained(model, local_files_only=local_only)
             self.model = AutoModelForImageTextToText.from_pretrained(
                 model, dtype=dtype, local_files_only=local_only
-            ).to(self.device)
+            ).to(self.device)  # type: ignore[arg-type]  # transformers' stub types .to oddly
         except (OSError, ValueError) as exc:
             raise UserError(
                 f"hf provider: cannot load model {model!r} ({str(exc).splitlines()[0]}); "

@@ -98,8 +98,7 @@ class OpenAICompatProvider:
                 options={"timeout": req.timeout_s, "security": {"bearer_auth": True}},
             )
         except Exception as exc:
-            safety = _is_safety_block(exc) if isinstance(exc, openai.APIStatusError) else None
-            if safety:
+            if isinstance(exc, openai.APIStatusError) and (safety := _is_safety_block(exc)):
                 return ProviderReply(text="", safety=safety, raw={"error": exc.body})
             mapped = sdk_error(openai, exc)
             if mapped is None:

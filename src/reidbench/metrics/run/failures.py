@@ -45,8 +45,13 @@ def failures_as_wrong_summary(view: Decided, y: np.ndarray, boot: Bootstrap) -> 
     return {k: faw.get(k) for k in (*METRIC_NAMES, "coverage", "n_failed", "rule")}
 
 
-def failure_counts(view: SystemView, decided: Decided, y: np.ndarray) -> dict[str, Any]:
-    """Counts per failure kind over primary answers, plus every call's status."""
+def failure_counts(
+    view: SystemView, decided: Decided, y: np.ndarray
+) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
+    """Counts per failure kind over primary answers, plus every call's status; also the
+    confident false accept/reject masks (None for embedders)."""
+    fa: np.ndarray | None
+    fr: np.ndarray | None
     if decided.kind == "lvlm":
         fa, fr = fail.confident_wrong(y, decided.score, decided.scale, ok=decided.answered)
     else:

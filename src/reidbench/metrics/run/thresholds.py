@@ -230,6 +230,7 @@ def decided(
         if pair_thr is None and view.recorded_threshold is not None:
             thr = view.recorded_threshold  # e.g. one label only: the LVLM's own threshold
             info["source"] = "recorded_fallback"
+    pred: np.ndarray | None
     if pair_thr is not None:
         with np.errstate(invalid="ignore"):
             pred = np.where(np.isfinite(score), score >= pair_thr, stated)
