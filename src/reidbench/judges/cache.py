@@ -25,10 +25,10 @@ from typing import Any
 
 from reidbench.errors import UserError
 from reidbench.judges.result import CACHEABLE, JudgeResult
+from reidbench.sqlite_wal import open_wal, select_in
 
 SCHEMA_VERSION = "1"
 DEFAULT_CLAIM_LEASE_S = 30.0  # a dead writer's claims lapse (and are taken over) after this
-_CHUNK = 500  # keys per SELECT ... IN (...), under SQLite's variable limit
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -80,10 +80,7 @@ class ResponseCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # Autocommit mode: every statement outside an explicit transaction commits at once.
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            _wal(self._db)
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db = open_wal(self.path, timeout_s=30.0, autocommit=True)
             self._db.executescript(_DDL)
             self._db.executescript(_CLAIMS_DDL)
             row = self._db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
@@ -117,14 +114,10 @@ class ResponseCache:
         """Cached results by key (those present), marked `cached` with no attempts this run."""
         wanted = sorted(set(keys))
         found: dict[str, JudgeResult] = {}
-        for i in range(0, len(wanted), _CHUNK):
-            chunk = wanted[i : i + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT key, result FROM responses WHERE key IN ({marks})", chunk
-            )
-            for key, result in rows:
-                found[key] = _loaded(result)
+        for key, result in select_in(
+            self._db, "SELECT key, result FROM responses WHERE key IN ({marks})", wanted
+        ):
+            found[key] = _loaded(result)
         return found
 
     def get(self, key: str) -> JudgeResult | None:
@@ -194,14 +187,12 @@ class ResponseCache:
     def sent_shas(self, derivations: Iterable[str]) -> dict[str, list[str]]:
         wanted = sorted(set(derivations))
         found: dict[str, list[str]] = {}
-        for i in range(0, len(wanted), _CHUNK):
-            chunk = wanted[i : i + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT derivation, shas FROM sent_images WHERE derivation IN ({marks})", chunk
-            )
-            for d, shas in rows:
-                found[d] = json.loads(shas)
+        for d, shas in select_in(
+            self._db,
+            "SELECT derivation, shas FROM sent_images WHERE derivation IN ({marks})",
+            wanted,
+        ):
+            found[d] = json.loads(shas)
         return found
 
     # -- in-flight claims (see judges/claims.py) -----------------------------------------
@@ -262,24 +253,6 @@ class Claim:
     answer: JudgeResult | None = None  # the stored answer, when `answered`
     holder: str | None = None  # the live claim's owner, when `busy`
     took_over: str | None = None  # the owner whose lapsed claim was taken, when `claimed`
-
-
-def _wal(db: sqlite3.Connection, wait_s: float = 30.0) -> None:
-    """Switch to WAL, waiting out other writers creating the same file at the same moment.
-
-    Changing the journal mode needs an exclusive lock, and SQLite may answer SQLITE_BUSY
-    at once instead of calling the busy handler, so two processes opening a new
-    cache together would otherwise fail. Hand-written: a short poll is all it takes.
-    """
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
 
 
 def _loaded(text: str) -> JudgeResult:

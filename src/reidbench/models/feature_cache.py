@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 
 from reidbench.errors import UserError
-
-_CHUNK = 500  # parameters per IN (...) query; SQLite's default limit is 32766
+from reidbench.sqlite_wal import open_wal, select_in
 
 
 def default_cache_dir() -> Path:
@@ -45,9 +44,7 @@ class FeatureCache:
             self.dir.mkdir(parents=True, exist_ok=True)
             # One thread at a time, but not always the opening one: extraction hands the
             # connection to its cache-writer thread while the model runs.
-            self._db = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db = open_wal(self.path, timeout_s=60.0, check_same_thread=False)
             self._db.executescript(
                 """
                 CREATE TABLE IF NOT EXISTS features (
@@ -73,17 +70,16 @@ class FeatureCache:
         """Stored rows for the given content hashes (missing or wrong-sized rows are absent)."""
         wanted = list(dict.fromkeys(hashes))
         found: dict[str, np.ndarray] = {}
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT content_sha256, dim, vec FROM features "
-                f"WHERE fingerprint = ? AND content_sha256 IN ({marks})",
-                [fingerprint, *chunk],
-            )
-            for digest, row_dim, blob in rows:
-                if row_dim == dim and len(blob) == 4 * dim:
-                    found[digest] = np.frombuffer(blob, dtype=np.float32)
+        rows = select_in(
+            self._db,
+            "SELECT content_sha256, dim, vec FROM features "
+            "WHERE fingerprint = ? AND content_sha256 IN ({marks})",
+            wanted,
+            fingerprint,
+        )
+        for digest, row_dim, blob in rows:
+            if row_dim == dim and len(blob) == 4 * dim:
+                found[digest] = np.frombuffer(blob, dtype=np.float32)
         return found
 
     def put_many(
