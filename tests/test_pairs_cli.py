@@ -68,7 +68,7 @@ def test_distractors_and_same_camera_flags(run_cli, market, tmp_path):
         (["--positives", "1", "--negatives", "99999"], "negative pairs"),
         (["--positives", "1", "--negatives", "1", "--split", "val"], "unknown split"),
         (["--positives", "0", "--negatives", "0"], "nothing to curate"),
-        (["--positives", "-3", "--negatives", "1"], "--positives must be"),
+        (["--positives", "-3", "--negatives", "1"], "Invalid value for '--positives'"),
     ],
 )
 def test_impossible_requests_exit_2_with_one_line_and_no_file(

@@ -56,17 +56,35 @@ class DatasetConfig(_Strict):
 
 
 class PairsConfig(_Strict):
-    positives: int = Field(250, ge=0)
-    negatives: int = Field(250, ge=0)
-    seed: int = 0
-    split: Literal["query-gallery", "test", "train"] = "query-gallery"
-    same_camera_positives: bool = False
-    distractor_negatives: bool = False
-    triplets: int = Field(0, ge=0)  # extra pair triplets for transitivity checks
-    hard_negatives: str | None = None  # embedder name used to mine hard negatives
-    weights: str | None = None  # the miner's checkpoint (as `reidbench pairs --weights`)
-    hard_fraction: float = Field(0.5, ge=0, le=1)  # share of negatives mined as hard ones
-    device: str = "auto"  # where the miner runs: auto, cpu, cuda or cuda:N
+    """`[pairs]`; `reidbench pairs` takes its flags' help, bounds and defaults from here."""
+
+    positives: int = Field(250, ge=0, description="Same-person pairs.")
+    negatives: int = Field(250, ge=0, description="Different-person pairs.")
+    seed: int = Field(0, description="Random seed.")
+    split: Literal["query-gallery", "test", "train"] = Field(
+        "query-gallery",
+        description="query-gallery (a = query, b = gallery), test (query and gallery pooled) "
+        "or train.",
+    )
+    same_camera_positives: bool = Field(
+        False, description="Allow pairs from one camera (positives and negatives alike)."
+    )
+    distractor_negatives: bool = Field(
+        False, description="Allow gallery distractors (pid 0) as negative b images."
+    )
+    triplets: int = Field(0, ge=0, description="Image triplets added for the transitivity check.")
+    hard_negatives: str | None = Field(
+        None, description="Mine hard negatives with this embedder (e.g. personvit-s, handcrafted)."
+    )
+    weights: str | None = Field(
+        None,
+        description="The miner's checkpoint: a local file, hf://REPO/FILE@COMMIT#sha256=HEX or "
+        "https://...#sha256=HEX.",
+    )
+    hard_fraction: float = Field(
+        0.5, ge=0, le=1, description="Share of negatives mined as hard ones."
+    )
+    device: str = Field("auto", description="Where the miner runs: auto, cpu, cuda or cuda:N.")
 
     @model_validator(mode="after")
     def _weights_need_a_miner(self) -> PairsConfig:
@@ -139,12 +157,20 @@ CASCADE_FRACTIONS = tuple(round(i / 20, 2) for i in range(21))
 class FusionConfig(_Strict):
     """`[fusion]`: logistic score fusion of two or more systems of the run (docs/fusion.md)."""
 
-    systems: list[str] = Field(min_length=2)
+    systems: list[str] = Field(min_length=2, description="Systems to fuse.")
     method: Literal["logistic"] = "logistic"
-    name: str | None = None  # default "logistic(A+B)"
-    cv_folds: int = Field(5, ge=2)
-    cs: int | list[float] = 10  # LogisticRegressionCV Cs: a grid size or explicit C values
-    select_inputs: bool = True  # keep the input set with the best cross-validated AUC on half A
+    name: str | None = Field(
+        None, description="Name of the fused system (default: from the method)."
+    )
+    cv_folds: int = Field(5, ge=2, description="logistic: cross-validation folds.")
+    cs: int | list[float] = Field(
+        10, description="logistic: LogisticRegressionCV Cs, a grid size or C values."
+    )
+    select_inputs: bool = Field(
+        True,
+        description="logistic: keep the input set with the best cross-validated AUC on the "
+        "calibration half, or fit every input.",
+    )
 
 
 class CascadeConfig(_Strict):
@@ -152,10 +178,20 @@ class CascadeConfig(_Strict):
 
     reid: str
     lvlm: str
-    fraction: float | None = Field(None, ge=0, le=1)  # share of pairs the band sends to the LVLM
-    budget_usd_per_1k: float | None = Field(None, ge=0)  # LVLM spend cap per 1,000 pairs
+    fraction: float | None = Field(
+        None, ge=0, le=1, description="cascade: share of pairs sent to the LVLM."
+    )
+    budget_usd_per_1k: float | None = Field(
+        None,
+        ge=0,
+        description="cascade: pick the best operating point costing at most this (USD per "
+        "1,000 pairs).",
+    )
     live: bool = False  # ask the LVLM only for the pairs in the band
-    fractions: list[float] = Field(default_factory=lambda: list(CASCADE_FRACTIONS))
+    fractions: list[float] = Field(
+        default_factory=lambda: list(CASCADE_FRACTIONS),
+        description="cascade: curve grid (default 0,0.05,...,1).",
+    )
     name: str | None = None  # default "cascade(REID>LVLM)"
 
 

@@ -16,6 +16,8 @@ from reidbench.cli.common import (
     print_result,
     progress,
 )
+from reidbench.cli.fields import config_default, config_option
+from reidbench.config import CascadeConfig, FusionConfig
 from reidbench.errors import UserError
 
 
@@ -82,47 +84,29 @@ def register(app: typer.Typer) -> None:
         method: Annotated[
             str, typer.Option("--method", "-m", help="logistic or cascade.")
         ] = "logistic",
-        name: Annotated[
-            str | None,
-            typer.Option("--name", help="Name of the fused system (default: from the method)."),
-        ] = None,
+        name: Annotated[str | None, config_option(FusionConfig, "name", "--name")] = None,
         cv_folds: Annotated[
-            int, typer.Option("--cv-folds", min=2, help="logistic: cross-validation folds.")
-        ] = 5,
+            int, config_option(FusionConfig, "cv_folds", "--cv-folds")
+        ] = config_default(FusionConfig, "cv_folds"),
         fraction: Annotated[
-            float | None,
-            typer.Option(
-                "--fraction", min=0.0, max=1.0, help="cascade: share of pairs sent to the LVLM."
-            ),
+            float | None, config_option(CascadeConfig, "fraction", "--fraction")
         ] = None,
         budget: Annotated[
             float | None,
-            typer.Option(
-                "--budget-usd-per-1k",
-                min=0.0,
-                help="cascade: pick the best operating point costing at most this (USD per "
-                "1,000 pairs).",
-            ),
+            config_option(CascadeConfig, "budget_usd_per_1k", "--budget-usd-per-1k"),
         ] = None,
+        # Lists and tri-state flags arrive as text / None, so the command can tell "not given"
+        # (use the config default) from a value.
         fractions: Annotated[
-            str | None,
-            typer.Option("--fractions", help="cascade: curve grid (default 0,0.05,...,1)."),
+            str | None, config_option(CascadeConfig, "fractions", "--fractions")
         ] = None,
         cs: Annotated[
-            str | None,
-            typer.Option(
-                "--cs",
-                help="logistic: LogisticRegressionCV Cs, a grid size or C values (default 10).",
-                show_default=False,
-            ),
+            str | None, config_option(FusionConfig, "cs", "--cs", show_default=False)
         ] = None,
         select: Annotated[
             bool | None,
-            typer.Option(
-                "--select/--no-select",
-                help="logistic: keep the input set with the best cross-validated AUC on the "
-                "calibration half (default), or fit every input (--no-select).",
-                show_default=False,
+            config_option(
+                FusionConfig, "select_inputs", "--select/--no-select", show_default=False
             ),
         ] = None,
         force: Annotated[
@@ -178,7 +162,7 @@ def register(app: typer.Typer) -> None:
             method=method,
             name=name,
             cv_folds=cv_folds,
-            cs=10 if grid is None else grid,
+            cs=config_default(FusionConfig, "cs") if grid is None else grid,
             fraction=fraction,
             budget_usd_per_1k=budget,
             fractions=_fractions(fractions) or CASCADE_FRACTIONS,

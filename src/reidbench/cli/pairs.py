@@ -22,7 +22,11 @@ from reidbench.cli.common import (
     open_engine,
     progress,
 )
+from reidbench.cli.fields import config_option
+from reidbench.config import PairsConfig
 from reidbench.pairs import PairSet
+
+_PAIRS = PairsConfig()  # the defaults a run config would use
 
 
 def summary_lines(pairset: PairSet, out: Path) -> list[str]:
@@ -96,55 +100,35 @@ def register(app: typer.Typer) -> None:
             ),
         ],
         positives: Annotated[
-            int, typer.Option("--positives", help="Same-person pairs.", show_default=False)
+            int, config_option(PairsConfig, "positives", "--positives", show_default=False)
         ],
         negatives: Annotated[
-            int, typer.Option("--negatives", help="Different-person pairs.", show_default=False)
+            int, config_option(PairsConfig, "negatives", "--negatives", show_default=False)
         ],
-        seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
-        split: Annotated[
-            str,
-            typer.Option(
-                "--split",
-                help="query-gallery (a = query, b = gallery), test (query and gallery pooled) "
-                "or train.",
-            ),
-        ] = "query-gallery",
+        seed: Annotated[int, config_option(PairsConfig, "seed", "--seed")] = _PAIRS.seed,
+        split: Annotated[str, config_option(PairsConfig, "split", "--split")] = _PAIRS.split,
         format: FormatOption = None,
         same_camera: Annotated[
-            bool,
-            typer.Option(
-                "--same-camera",
-                help="Allow pairs from one camera (positives and negatives alike).",
-            ),
-        ] = False,
+            bool, config_option(PairsConfig, "same_camera_positives", "--same-camera")
+        ] = _PAIRS.same_camera_positives,
         distractors: Annotated[
-            bool,
-            typer.Option(
-                "--distractors", help="Allow gallery distractors (pid 0) as negative b images."
-            ),
-        ] = False,
+            bool, config_option(PairsConfig, "distractor_negatives", "--distractors")
+        ] = _PAIRS.distractor_negatives,
         triplets: Annotated[
-            int,
-            typer.Option("--triplets", help="Image triplets added for the transitivity check."),
-        ] = 0,
+            int, config_option(PairsConfig, "triplets", "--triplets")
+        ] = _PAIRS.triplets,
         msmt17_train_only: Msmt17TrainOnlyOption = False,
         cuhk03_variant: Cuhk03VariantOption = "detected",
         dataset_option: DatasetOptionOption = None,
         hard_negatives: Annotated[
             str | None,
-            typer.Option(
-                "--hard-negatives",
-                help="Mine hard negatives with this embedder (e.g. personvit-s, handcrafted).",
-                show_default=False,
-            ),
-        ] = None,
-        weights: WeightsOption = None,
+            config_option(PairsConfig, "hard_negatives", "--hard-negatives", show_default=False),
+        ] = _PAIRS.hard_negatives,
+        weights: WeightsOption = _PAIRS.weights,
         hard_fraction: Annotated[
-            float,
-            typer.Option("--hard-fraction", help="Share of negatives mined as hard ones."),
-        ] = 0.5,
-        device: DeviceOption = "auto",
+            float, config_option(PairsConfig, "hard_fraction", "--hard-fraction")
+        ] = _PAIRS.hard_fraction,
+        device: DeviceOption = _PAIRS.device,
         cache: CacheOption = None,
         force: Annotated[
             bool,
