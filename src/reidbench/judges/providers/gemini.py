@@ -30,7 +30,7 @@ def _import_genai() -> tuple[Any, Any, Any]:
     except ImportError as exc:
         raise UserError(
             "the gemini provider needs the google-genai package; "
-            "install it with: pip install 'reidbench[gemini]'"
+            "reinstall reidbench (it depends on google-genai) or: pip install google-genai"
         ) from exc
     return genai, types, errors
 
