@@ -1,0 +1,112 @@
+"""metrics.json `tasks.choice`: every number against a direct computation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from scipy.stats import binomtest, chisquare
+
+from reidbench.tables import write_table
+from reidbench.tasks.choice_items import curate_choice_items, write_items
+from reidbench.tasks.choice_metrics import accuracy_interval, metrics
+from reidbench.tasks.choice_run import ANSWERS_SCHEMA
+from reidbench.tasks.registry import MetricsSettings
+from test_pairs_data import make_dataset
+
+
+def _answers(name: str, ids: list[int], answers: list[int | None], statuses: list[str], truth):
+    rows = []
+    for i, a, s in zip(ids, answers, statuses, strict=True):
+        rows.append(
+            {
+                "item_id": i,
+                "system": name,
+                "repeat": 0,
+                "answer": a if s == "ok" else None,
+                "status": s,
+                "correct": s == "ok" and a == truth[i],
+                "cached": False,
+                "attempts": 1,
+                "cost_usd": 0.001,
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=ANSWERS_SCHEMA)
+
+
+@pytest.fixture
+def task_dir(tmp_path: Path):
+    ds = make_dataset(n_ids=12, cams=4)
+    items = curate_choice_items(ds, items=20, candidates=4, seed=5)
+    folder = tmp_path / "tasks" / "choice"
+    items.meta["content_hash"] = write_items(folder / "items.parquet", items)
+    return folder, items
+
+
+def test_choice_metrics_match_direct_computation(task_dir) -> None:
+    folder, items = task_dir
+    ids = items.table.column("item_id").to_pylist()
+    truth = dict(zip(ids, items.true_slot.tolist(), strict=True))
+    rng = np.random.default_rng(0)
+    # A position-biased "LVLM": names A in most items; a few refusals and parse errors.
+    lv_ans = [0 if rng.random() < 0.7 else int(truth[i]) for i in ids]
+    lv_status = ["ok"] * 20
+    lv_status[3], lv_status[7], lv_status[11] = "refusal", "parse_error", "api_error"
+    reid_ans = [int(truth[i]) if k % 5 else (int(truth[i]) + 1) % 4 for k, i in enumerate(ids)]
+    write_table(folder / "systems" / "lv.parquet", _answers("lv", ids, lv_ans, lv_status, truth))
+    write_table(
+        folder / "systems" / "reid.parquet", _answers("reid", ids, reid_ans, ["ok"] * 20, truth)
+    )
+    out = metrics(folder, {"kind": "choice"}, MetricsSettings(n_boot=200, seed=1))
+
+    assert out["n_items"] == 20 and out["n_candidates"] == 4
+    assert out["true_slot_counts"] == [5, 5, 5, 5]
+    lv = out["systems"]["lv"]
+    ok = np.array([s == "ok" for s in lv_status])
+    ans = np.array(lv_ans)
+    t = np.array([truth[i] for i in ids])
+    right = ok & (ans == t)
+    assert lv["accuracy"] == pytest.approx(right.mean())  # non-answers count as wrong
+    assert lv["statuses"] == {"ok": 17, "refusal": 1, "parse_error": 1, "api_error": 1}
+    named = np.bincount(ans[ok], minlength=4)
+    assert lv["position_bias"]["answer_counts"] == named.tolist()
+    ref = chisquare(named)
+    assert lv["position_bias"]["uniform_answers"]["chi2"] == pytest.approx(ref.statistic)
+    assert lv["position_bias"]["uniform_answers"]["p_value"] == pytest.approx(ref.pvalue)
+    for k, slot in enumerate(lv["per_slot"]):
+        assert slot["n"] == 5
+        assert slot["accuracy"] == pytest.approx(right[t == k].mean())
+        assert slot["answered"] == named[k]
+    assert lv["cost_usd"] == pytest.approx(0.02)
+    assert lv["chance"] == 0.25
+
+    (comp,) = out["comparisons"]
+    assert (comp["a"], comp["b"]) == ("lv", "reid")
+    r_right = np.array(reid_ans) == t
+    b, c = int(np.sum(right & ~r_right)), int(np.sum(~right & r_right))
+    assert (comp["mcnemar_exact"]["b"], comp["mcnemar_exact"]["c"]) == (b, c)
+    assert comp["mcnemar_exact"]["p_value"] == pytest.approx(binomtest(b, b + c, 0.5).pvalue)
+    assert comp["mcnemar_clustered"]["p_value"] is not None
+
+
+def test_accuracy_interval_resamples_identities() -> None:
+    # Brute force: the same percentile interval from explicit identity resamples.
+    correct = np.array([1, 1, 1, 0, 0, 1, 0, 1, 1, 1], dtype=bool)
+    pids = np.array([1, 1, 1, 2, 2, 3, 4, 5, 5, 6])
+    ci = accuracy_interval(correct, pids, MetricsSettings(n_boot=300, seed=4))
+    from reidbench.metrics.clusters import as_pair_clusters
+    from reidbench.metrics.stats import cluster_bootstrap_indices
+
+    pc = as_pair_clusters(pids, pids.size)
+    draws, _ = cluster_bootstrap_indices(pc, 300, 4)
+    accs = []
+    for d in draws:
+        w = np.bincount(d, minlength=pc.n_clusters)[pc.a]
+        accs.append((w * correct).sum() / w.sum())
+    lo, hi = np.percentile(accs, [2.5, 97.5])
+    assert (ci["low"], ci["high"]) == pytest.approx((lo, hi))
+    # Whole identities move together: the interval is wider than one over items alone.
+    item_ci = accuracy_interval(correct, np.arange(10), MetricsSettings(n_boot=300, seed=4))
+    assert ci["high"] - ci["low"] >= item_ci["high"] - item_ci["low"] - 0.05
