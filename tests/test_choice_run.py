@@ -191,6 +191,13 @@ def test_bad_task_settings_are_one_line_errors(run_cli, data, tmp_path) -> None:
     result = run_cli("run", cfg, "--out", tmp_path / "run2")
     assert result.code == 2 and "systems ['nope'] are not in [[systems]]" in result.err
     assert not (tmp_path / "run2").exists()  # refused before anything was written
+    # An LVLM would be asked with a prompt that does not name a candidate: refused up front.
+    with FakeLLMServer() as srv:
+        cfg = write_config(tmp_path / "p.toml", data, lvlm_block(srv), items=4)
+    cfg.write_text(cfg.read_text().replace("seed = 2\n", 'seed = 2\nprompt = "similarity-0-100"\n'))
+    result = run_cli("run", cfg, "--out", tmp_path / "run3")
+    assert result.code == 2 and "does not ask for a candidate" in result.err
+    assert not (tmp_path / "run3").exists() and not srv.records
 
 
 def _answers(cache: Path) -> int:

@@ -213,6 +213,22 @@ def answer_with_embedder(system: Any, items: ChoiceItems, ctx: TaskContext) -> p
     )
 
 
+def check_choice(cfg: Any, task: ChoiceTask) -> None:
+    """Before any call: the task's prompt is a choice prompt when an LVLM will be asked."""
+    from reidbench.judges.prompts import load_prompt
+
+    wanted = task.systems or [s.name for s in cfg.systems]
+    if task.negatives == "hard" and not task.hard_negatives:
+        raise UserError('[[tasks]] choice: negatives = "hard" needs hard_negatives = "<embedder>"')
+    if not any(s.type == "lvlm" and s.name in wanted for s in cfg.systems):
+        return
+    if load_prompt(task.prompt).answer != "choice":
+        raise UserError(
+            f"[[tasks]] choice: prompt {task.prompt!r} does not ask for a candidate (answer = "
+            '"choice"); use the bundled prompt "choice" or a prompt file like it'
+        )
+
+
 def resolve_for_items(system: Any, prompt: str, labels: list[str]) -> Any:
     """The LVLM system with the task's prompt, filled in for these candidate labels."""
     from reidbench.judges.settings import resolve_system

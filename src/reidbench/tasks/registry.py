@@ -50,6 +50,9 @@ TaskMetrics = Callable[[Path, Mapping[str, Any], MetricsSettings], dict[str, Any
 _BUILTIN: dict[str, tuple[str, str]] = {
     "choice": ("reidbench.tasks.choice_run:run_choice", "reidbench.tasks.choice_metrics:metrics"),
 }
+# kind -> "module:function(cfg, task)" raising UserError on settings that would fail only
+# after money was spent (optional).
+_CHECKS: dict[str, str] = {"choice": "reidbench.tasks.choice_run:check_choice"}
 _REGISTERED: dict[str, tuple[RunTask, TaskMetrics]] = {}
 
 
@@ -93,6 +96,8 @@ def check_tasks(cfg: Any) -> None:
         if task.kind == "pairs":
             continue
         task_functions(task.kind)
+        if task.kind in _CHECKS:
+            _load(_CHECKS[task.kind])(cfg, task)
         unknown = [n for n in (getattr(task, "systems", None) or []) if n not in systems]
         if unknown:
             raise UserError(
