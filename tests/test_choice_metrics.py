@@ -110,3 +110,25 @@ def test_accuracy_interval_resamples_identities() -> None:
     # Whole identities move together: the interval is wider than one over items alone.
     item_ci = accuracy_interval(correct, np.arange(10), MetricsSettings(n_boot=300, seed=4))
     assert ci["high"] - ci["low"] >= item_ci["high"] - item_ci["low"] - 0.05
+
+
+def test_report_section_shows_the_block(task_dir) -> None:
+    from reidbench.report.task_views import task_sections
+
+    folder, items = task_dir
+    ids = items.table.column("item_id").to_pylist()
+    truth = dict(zip(ids, items.true_slot.tolist(), strict=True))
+    ans = [int(truth[i]) for i in ids]
+    write_table(folder / "systems" / "r.parquet", _answers("r", ids, ans, ["ok"] * 20, truth))
+    block = metrics(folder, {"kind": "choice"}, MetricsSettings(n_boot=20))
+    (section,) = task_sections({"tasks": {"choice": block}}, {"r": "#123456"})
+    assert section.title == "Multiple choice"
+    tables = dict(section.blocks[0].tables)
+    row = tables["Accuracy"].rows[0]
+    assert row.head == "r" and row.cells[1].text == "1.000" and row.cells[2].text == "0.250"
+    slots = tables["Accuracy by true slot"].rows[0].cells
+    assert [c.sub for c in slots] == ["named 5×"] * 4
+    # Unknown kinds and malformed blocks are skipped or shown with dashes, never a crash.
+    assert task_sections({"tasks": {"g": {"kind": "other"}}}, {}) == []
+    (odd,) = task_sections({"tasks": {"choice-2": {"kind": "choice", "systems": {"x": 3}}}}, {})
+    assert odd.title == "Multiple choice (choice-2)"

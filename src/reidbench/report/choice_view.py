@@ -11,7 +11,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from reidbench.report import format as fmt
-from reidbench.report.model import Cell, Row, Table, as_map, collect_notes, count, formatted, number
+from reidbench.report.model import (
+    Cell,
+    Row,
+    Table,
+    as_map,
+    collect_notes,
+    count,
+    formatted,
+    number,
+    to_tree,
+)
 
 CHOICE_HOWTO = (
     "Each item shows a query crop and N candidate crops, exactly one of which is the same "
@@ -141,16 +151,6 @@ def choice_section(name: str, block: Mapping[str, Any], colours: Mapping[str, st
         tables.append(("Paired comparisons on the same items", comp))
     title = "Multiple choice" if name == "choice" else f"Multiple choice ({name})"
     notes = [] if systems else ["no system has answered these items yet"]
-    return ExtraSection(
-        f"task-{name}", title, CHOICE_HOWTO, [ExtraBlock(title, None, facts, tables=tables)], notes
-    )
-
-
-def task_sections(metrics: Mapping[str, Any], colours: Mapping[str, str]) -> list[Any]:
-    """One report section per task block of metrics.json that has a view."""
-    out = []
-    for name, block in as_map(metrics.get("tasks")).items():
-        block = as_map(block)
-        if block.get("kind") == "choice":
-            out.append(choice_section(str(name), block, colours))
-    return out
+    details = [("All recorded values", to_tree(dict(block)))]
+    box = ExtraBlock(title, None, facts, tables=tables, details=details)
+    return ExtraSection(f"task-{name}", title, CHOICE_HOWTO, [box], notes)
