@@ -132,3 +132,31 @@ def test_report_section_shows_the_block(task_dir) -> None:
     assert task_sections({"tasks": {"g": {"kind": "other"}}}, {}) == []
     (odd,) = task_sections({"tasks": {"choice-2": {"kind": "choice", "systems": {"x": 3}}}}, {})
     assert odd.title == "Multiple choice (choice-2)"
+
+
+def test_reid_ties_go_to_a_random_tied_slot_not_the_first() -> None:
+    from reidbench.tasks.choice_run import _argmax_slots
+
+    scores = np.array([[0.2, 0.9, 0.1, 0.3]] * 3 + [[0.5, 0.5, 0.5, 0.5]] * 4000)
+    slots = _argmax_slots(scores, seed=0)
+    assert (slots[:3] == 1).all()  # a unique maximum is the answer
+    counts = np.bincount(slots[3:], minlength=4)
+    assert chisquare(counts).pvalue > 1e-3  # exact ties spread evenly over the tied slots
+    assert (_argmax_slots(scores, seed=0) == slots).all()  # and reproducibly
+
+
+def test_repeats_agreement(task_dir) -> None:
+    folder, items = task_dir
+    ids = items.table.column("item_id").to_pylist()
+    truth = dict(zip(ids, items.true_slot.tolist(), strict=True))
+    first = [int(truth[i]) for i in ids]
+    second = [a if k % 4 else (a + 1) % 4 for k, a in enumerate(first)]  # 5 of 20 flip
+    t0 = _answers("lv", ids, first, ["ok"] * 20, truth)
+    t1 = _answers("lv", ids, second, ["ok"] * 20, truth)
+    t1 = t1.set_column(t1.column_names.index("repeat"), "repeat", pa.array([1] * 20, pa.int64()))
+    write_table(folder / "systems" / "lv.parquet", pa.concat_tables([t0, t1]))
+    block = metrics(folder, {"kind": "choice"}, MetricsSettings(n_boot=20))["systems"]["lv"]
+    assert block["accuracy"] == 1.0  # the headline is the first repeat
+    assert block["repeats"]["n_repeats"] == 2
+    assert block["repeats"]["all_agree"] == pytest.approx(15 / 20)
+    assert block["repeats"]["accuracy_per_repeat"] == pytest.approx([1.0, 0.75])

@@ -164,7 +164,9 @@ def metrics(folder: Path, task: Mapping[str, Any], settings: MetricsSettings) ->
             block["repeats"] = {
                 "n_repeats": len(reps),
                 "all_agree": _num(np.mean((stack == stack[0]).all(axis=0))),
-                "accuracy_per_repeat": [_num(reps[r]["correct"].mean()) for r in sorted(reps)],
+                "accuracy_per_repeat": [
+                    _num(reps[r]["correct"].mean()) for r in sorted(reps, key=int)
+                ],
             }
         systems[name] = block
     comparisons = []
