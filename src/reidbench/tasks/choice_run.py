@@ -220,6 +220,11 @@ def check_choice(cfg: Any, task: ChoiceTask) -> None:
     wanted = task.systems or [s.name for s in cfg.systems]
     if task.negatives == "hard" and not task.hard_negatives:
         raise UserError('[[tasks]] choice: negatives = "hard" needs hard_negatives = "<embedder>"')
+    if task.negatives == "random" and task.hard_negatives:
+        raise UserError(
+            f'[[tasks]] choice: hard_negatives = "{task.hard_negatives}" is set but negatives = '
+            '"random"; set negatives = "hard" to mine them, or drop hard_negatives'
+        )
     if not any(s.type == "lvlm" and s.name in wanted for s in cfg.systems):
         return
     if load_prompt(task.prompt).answer != "choice":
