@@ -248,3 +248,22 @@ def test_sigkilled_choice_run_resumes_without_paying_twice(data, tmp_path) -> No
     assert sum(choice.values()) <= 16 + 2  # at most the calls in flight were repeated
     rows = pq.read_table(out / "tasks" / "choice" / "systems" / "fake-vlm.parquet").to_pylist()
     assert all(r["status"] == "ok" and r["correct"] for r in rows)
+
+
+def test_miner_settings_are_checked_up_front(data, tmp_path) -> None:
+    from reidbench.errors import UserError
+    from reidbench.tasks.registry import check_tasks
+
+    cfg = write_config(tmp_path / "exp.toml", data)
+    base = cfg.read_text()
+    for extra, message in (
+        ('negatives = "hard"\n', "needs hard_negatives"),
+        ('hard_negatives = "handcrafted"\n', 'but negatives = "random"'),
+    ):
+        cfg.write_text(base.replace("seed = 2\n", "seed = 2\n" + extra))
+        with pytest.raises(UserError, match=message):
+            check_tasks(load_config(cfg))
+    cfg.write_text(
+        base.replace("seed = 2\n", 'seed = 2\nnegatives = "hard"\nhard_negatives = "x"\n')
+    )
+    check_tasks(load_config(cfg))  # the miner's name is checked when it is loaded

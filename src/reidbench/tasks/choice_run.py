@@ -225,6 +225,14 @@ def check_choice(cfg: Any, task: ChoiceTask) -> None:
             f'[[tasks]] choice: hard_negatives = "{task.hard_negatives}" is set but negatives = '
             '"random"; set negatives = "hard" to mine them, or drop hard_negatives'
         )
+    if task.hard_negatives and not task.hard_negatives.startswith("onnx:"):
+        from reidbench.models import list_embedders
+
+        if task.hard_negatives not in list_embedders():
+            raise UserError(
+                f"[[tasks]] choice: unknown miner hard_negatives = {task.hard_negatives!r}; "
+                f"use one of {', '.join(list_embedders())} or onnx:PATH"
+            )
     if not any(s.type == "lvlm" and s.name in wanted for s in cfg.systems):
         return
     if load_prompt(task.prompt).answer != "choice":
