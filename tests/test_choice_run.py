@@ -266,4 +266,5 @@ def test_miner_settings_are_checked_up_front(data, tmp_path) -> None:
     cfg.write_text(
         base.replace("seed = 2\n", 'seed = 2\nnegatives = "hard"\nhard_negatives = "x"\n')
     )
-    check_tasks(load_config(cfg))  # the miner's name is checked when it is loaded
+    with pytest.raises(UserError, match="unknown miner hard_negatives = 'x'"):
+        check_tasks(load_config(cfg))  # before the pairs stage, not after it was paid for
