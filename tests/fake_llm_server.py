@@ -18,6 +18,7 @@ import base64
 import collections
 import hashlib
 import json
+import re
 import sys
 import threading
 import time
@@ -92,6 +93,14 @@ class FakeLLMServer:
         self.faults: collections.deque[str] = collections.deque()  # next requests, in order
         self.faults_by_image: dict[str, collections.deque[str]] = {}  # first image's sha -> faults
         self.score_fn = default_score
+        # Multiple choice (requests whose text names "the N candidates (A, B, ...)"): the
+        # true slot per first sent image's sha (the query, or the composite); answered right
+        # at `choice_accuracy` (deterministic per request), else a wrong slot. Unscripted
+        # items get a slot from the image hash. `choice_bias = (slot, rate)`: position-biased
+        # mode, that slot at `rate` whatever the truth.
+        self.choice_truth: dict[str, int] = {}
+        self.choice_accuracy = 1.0
+        self.choice_bias: tuple[int, float] | None = None
         # The model version each answer reports (the response's model / modelVersion), in
         # order; when empty, the requested model name. Aliases move between snapshots.
         self.served_as: collections.deque[str] = collections.deque()
@@ -179,9 +188,28 @@ class FakeLLMServer:
         with self._lock:
             self.records.append(rec)
 
+    def choose(self, shas: tuple[str, ...], n: int) -> int:
+        """The slot this fake model names for a multiple-choice request with `n` candidates."""
+        u = int(hashlib.sha256("|".join(shas).encode()).hexdigest()[:8], 16) / 16**8
+        if self.choice_bias is not None:
+            slot, rate = self.choice_bias
+            if u < rate:
+                return slot
+            u = (u - rate) / (1 - rate) if rate < 1 else 0.0
+        truth = self.choice_truth.get(shas[0]) if shas else None
+        if truth is None:
+            return int(u * n) % n
+        if u < self.choice_accuracy:
+            return truth
+        wrong = (u - self.choice_accuracy) / max(1e-12, 1 - self.choice_accuracy)
+        return (truth + 1 + int(wrong * (n - 1)) % (n - 1)) % n
+
     def calls_by_images(self) -> collections.Counter[tuple[str, ...]]:
         with self._lock:
             return collections.Counter(r.images for r in self.records)
+
+
+_CHOICE_RE = re.compile(r"the \d+ candidates \(([A-Z](?:, [A-Z])*)\)")
 
 
 def _answer(score: int) -> dict[str, Any]:
@@ -385,7 +413,13 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             return 400
-        text = json.dumps(_answer(score))
+        answer = _answer(score)
+        labels = _CHOICE_RE.search(json.dumps(body))
+        if labels:  # a multiple-choice request
+            options = labels.group(1).split(", ")
+            shas = tuple(hashlib.sha256(b).hexdigest() for b in _images(api, body))
+            answer["answer"] = options[fake.choose(shas, len(options))]
+        text = json.dumps(answer)
         if fault == "refusal-text":
             text = REFUSAL_TEXT
         elif fault == "html-text":
@@ -458,6 +492,12 @@ def _not_found(api: str, model: str) -> dict[str, Any]:
             "code": "model_not_found",
         }
     }
+
+
+def _images(api: str, body: dict[str, Any]) -> list[bytes]:
+    return {"openai": _openai_images, "anthropic": _anthropic_images, "gemini": _gemini_images}[
+        api
+    ](body)
 
 
 def _b64(data: str) -> bytes:

@@ -46,6 +46,7 @@ def lvlm(**kw: object) -> LVLMSystemConfig:
 def test_bundled_prompts_are_versioned_data() -> None:
     assert bundled_prompt_ids() == [
         "attributes-then-score",
+        "choice",
         "same-or-different",
         "similarity-0-100",
     ]

@@ -35,6 +35,7 @@ from reidbench.files import write_json_atomic
 from reidbench.progress import Log, ProgressFactory, no_log
 from reidbench.rundir_lock import hold_run_dir, refuse_if_held
 from reidbench.tables import SCORES_SCHEMA, read_meta, read_table, write_table
+from reidbench.tasks.registry import TaskContext, check_tasks, run_tasks
 
 
 @dataclass
@@ -129,6 +130,7 @@ def run_experiment(
         from reidbench.config import check_fusion_references
 
         check_fusion_references(cfg)  # before anything is paid for
+    check_tasks(cfg)
     refuse_if_held(paths.out)  # another live run here: say so before probing anything
     if preflight:
         from reidbench.preflight import experiment_preflight
@@ -163,6 +165,7 @@ def _run(cfg, paths, make_progress, log, environ, write_outputs, relink) -> RunP
 
     if cfg.retrieval:
         _ensure_retrieval(cfg, dataset, paths, make_progress, log)
+    run_tasks(TaskContext(cfg, dataset, paths, make_progress, log, environ))  # [[tasks]]
 
     if write_outputs:
         write_run_outputs(paths.out, log=log)

@@ -108,28 +108,32 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 def composite(a: Image.Image, b: Image.Image) -> Image.Image:
     """A left, B right, same height, a white gap between, labels "A"/"B" in a band on top."""
-    height = max(a.height, b.height)
-    a = (
-        a
-        if a.height == height
-        else a.resize(
-            (max(1, round(a.width * height / a.height)), height), Image.Resampling.LANCZOS
+    return composite_row([a, b], ["A", "B"])
+
+
+def composite_row(images: list[Image.Image], labels: list[str]) -> Image.Image:
+    """Crops left to right at one height, white gaps between, each label centred above its
+    crop (a pair: A, B; a multiple-choice item: the query Q, then candidates A, B, ...)."""
+    if len(images) != len(labels) or not images:
+        raise ValueError("composite_row needs one label per image")
+    height = max(img.height for img in images)
+    scaled = [
+        img
+        if img.height == height
+        else img.resize(
+            (max(1, round(img.width * height / img.height)), height), Image.Resampling.LANCZOS
         )
-    )
-    b = (
-        b
-        if b.height == height
-        else b.resize(
-            (max(1, round(b.width * height / b.height)), height), Image.Resampling.LANCZOS
-        )
-    )
-    canvas = Image.new("RGB", (a.width + COMPOSITE_GAP + b.width, height + LABEL_BAND), "white")
-    canvas.paste(a, (0, LABEL_BAND))
-    canvas.paste(b, (a.width + COMPOSITE_GAP, LABEL_BAND))
+        for img in images
+    ]
+    width = sum(img.width for img in scaled) + COMPOSITE_GAP * (len(scaled) - 1)
+    canvas = Image.new("RGB", (width, height + LABEL_BAND), "white")
     draw = ImageDraw.Draw(canvas)
     font = _font(LABEL_BAND - 6)
-    for label, x0, w in (("A", 0, a.width), ("B", a.width + COMPOSITE_GAP, b.width)):
-        draw.text((x0 + w / 2, LABEL_BAND / 2), label, fill="black", font=font, anchor="mm")
+    x0 = 0
+    for img, label in zip(scaled, labels, strict=True):
+        canvas.paste(img, (x0, LABEL_BAND))
+        draw.text((x0 + img.width / 2, LABEL_BAND / 2), label, fill="black", font=font, anchor="mm")
+        x0 += img.width + COMPOSITE_GAP
     return canvas
 
 
@@ -178,5 +182,34 @@ def prepare(
             img = encode(upscale(load_crop(path), spec.size), spec.fmt, spec.quality)
             if memo:
                 memo.put(key, img)
+        out.append(img)
+    return out
+
+
+def prepare_many(
+    paths: list[Path],
+    spec: ImageSpec,
+    memo: EncodeMemo | None = None,
+    labels: tuple[str, ...] = (),
+) -> list[EncodedImage]:
+    """The images sent for several crops (a multiple-choice item: query, then candidates):
+    one image per crop in mode "pair", or one labelled composite (`labels`, one per crop)."""
+    if spec.mode == "composite":
+        key: tuple[object, ...] = ("composite-row", tuple(map(str, paths)), labels, spec)
+        img = memo.get(key) if memo else None
+        if img is None:
+            crops = [upscale(load_crop(p), spec.size) for p in paths]
+            img = encode(composite_row(crops, list(labels)), spec.fmt, spec.quality)
+            if memo:
+                memo.put(key, img)
+        return [img]
+    out = []
+    for path in paths:
+        single: tuple[object, ...] = ("single", str(path), spec)
+        img = memo.get(single) if memo else None
+        if img is None:
+            img = encode(upscale(load_crop(path), spec.size), spec.fmt, spec.quality)
+            if memo:
+                memo.put(single, img)
         out.append(img)
     return out

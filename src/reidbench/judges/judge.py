@@ -103,6 +103,69 @@ def _table(system: ResolvedSystem, jobs: list[Job], results: dict[int, JudgeResu
     return served.attach(table, served.served_summary(results[j.index] for j in jobs))
 
 
+async def answer_jobs(
+    resolved: ResolvedSystem,
+    jobs: list[Job],
+    root: Path,
+    cache: ResponseCache,
+    *,
+    progress: Progress | None = None,
+    environ: Mapping[str, str] = os.environ,
+    stopped: list[str] | None = None,
+) -> dict[int, JudgeResult]:
+    """The result of every planned job (by `Job.index`): cache hits first, identical requests
+    asked once, the rest through the `Runner` (limits, retries, budgets, claims).
+
+    Shared by every task that asks an LVLM (pairs, multiple choice), so they all get the same
+    caching, resume and budget rules."""
+    hits = cache.get_many(j.key for j in jobs if j.key is not None)
+    results: dict[int, JudgeResult] = {}
+    leaders: dict[tuple[object, ...], Job] = {}
+    todo: list[Job] = []
+    for job in jobs:
+        if job.key is not None and job.key in hits:
+            results[job.index] = _rederive(hits[job.key], resolved)
+            continue
+        sig = (tuple(job.derivations), job.order, job.repeat)
+        if sig in leaders:
+            leaders[sig].followers.append(job.index)
+        else:
+            leaders[sig] = job
+            todo.append(job)
+    with reporting(progress, f"judge {resolved.name}", len(jobs)) as bar:
+        bar.advance(len(results), calls=0, cost="$0.0000")
+        if todo:
+            api_key = resolved.api_key(environ)  # a missing key stops us before any call
+            secret = api_key if api_key != NO_KEY and len(api_key) >= 6 else None
+
+            def redact(text: str) -> str:
+                return text.replace(secret, "[redacted]") if secret and text else text
+
+            provider = make_provider(resolved, api_key)
+            try:
+                # Budget caps cover the run directory's answers, earlier runs included.
+                runner = Runner(
+                    resolved,
+                    provider,
+                    cache,
+                    root,
+                    progress=bar,
+                    redact=redact,
+                    prior_calls=len(hits),
+                    prior_spent=sum(float(h.cost_usd or 0.0) for h in hits.values()),
+                )
+                answered = await runner.run(todo)
+            finally:
+                await provider.aclose()
+            if runner.breaker.reason is not None and stopped is not None:
+                stopped.append(runner.breaker.reason)
+            for job in todo:
+                results[job.index] = _rederive(answered[job.index], resolved)
+                for idx in job.followers:
+                    results[idx] = _follow(results[job.index])
+    return results
+
+
 async def ajudge_pairs(
     system: LVLMSystemConfig,
     pairs: pa.Table,
@@ -120,51 +183,9 @@ async def ajudge_pairs(
     lease = DEFAULT_LEASE_S if claim_lease_s is None else claim_lease_s
     with ResponseCache(cache_path, claim_lease_s=lease) as cache:
         jobs = plan_jobs(resolved, pairs, root, cache)
-        hits = cache.get_many(j.key for j in jobs if j.key is not None)
-        results: dict[int, JudgeResult] = {}
-        leaders: dict[tuple[object, ...], Job] = {}
-        todo: list[Job] = []
-        for job in jobs:
-            if job.key is not None and job.key in hits:
-                results[job.index] = _rederive(hits[job.key], resolved)
-                continue
-            sig = (tuple(job.derivations), job.order, job.repeat)
-            if sig in leaders:
-                leaders[sig].followers.append(job.index)
-            else:
-                leaders[sig] = job
-                todo.append(job)
-        with reporting(progress, f"judge {resolved.name}", len(jobs)) as bar:
-            bar.advance(len(results), calls=0, cost="$0.0000")
-            if todo:
-                api_key = resolved.api_key(environ)  # a missing key stops us before any call
-                secret = api_key if api_key != NO_KEY and len(api_key) >= 6 else None
-
-                def redact(text: str) -> str:
-                    return text.replace(secret, "[redacted]") if secret and text else text
-
-                provider = make_provider(resolved, api_key)
-                try:
-                    # Budget caps cover the run directory's answers, earlier runs included.
-                    runner = Runner(
-                        resolved,
-                        provider,
-                        cache,
-                        root,
-                        progress=bar,
-                        redact=redact,
-                        prior_calls=len(hits),
-                        prior_spent=sum(float(h.cost_usd or 0.0) for h in hits.values()),
-                    )
-                    answered = await runner.run(todo)
-                finally:
-                    await provider.aclose()
-                if runner.breaker.reason is not None and stopped is not None:
-                    stopped.append(runner.breaker.reason)
-                for job in todo:
-                    results[job.index] = _rederive(answered[job.index], resolved)
-                    for idx in job.followers:
-                        results[idx] = _follow(results[job.index])
+        results = await answer_jobs(
+            resolved, jobs, root, cache, progress=progress, environ=environ, stopped=stopped
+        )
     return _table(resolved, jobs, results)
 
 

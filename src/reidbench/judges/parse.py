@@ -58,6 +58,7 @@ class Parsed:
     confidence: float | None = None
     reasons: str | None = None
     error: str | None = None
+    choice: int | None = None  # multiple choice: 0-based slot of the candidate named
 
 
 def looks_like_refusal(text: str) -> bool:
@@ -192,6 +193,50 @@ def _decision_answer(obj: dict[str, Any] | None, text: str) -> Parsed | None:
     return Parsed("ok", score, decision, confidence=confidence, reasons=reasons)
 
 
+_LABEL_WORDS = r"(?:candidate|image|option|person|picture|crop)?\s*"
+_CHOICE_RES = [
+    re.compile(
+        r"\b(?:answer|choice|match)\b[\"'*]*\s*(?:is|[:=])\s*[\"'*]*\s*"
+        + _LABEL_WORDS
+        + r"\(?([A-Za-z0-9]{1,2})\)?(?![\w'])",
+        re.I,
+    ),
+    # A bare label ("B", "**B**", "Candidate B.", "(B)"), never a letter inside prose.
+    re.compile(r"^\W*" + _LABEL_WORDS + r"\(?([A-Za-z0-9]{1,2})\)?\W*$", re.I),
+]
+
+
+def _label_slot(value: str, options: tuple[str, ...]) -> int | None:
+    """The slot of a label as answered ("b", "Candidate B", "(B)"), None if not one of them."""
+    text = re.sub(r"^\W*" + _LABEL_WORDS, "", value.strip(), flags=re.I)
+    text = text.strip().strip("()[].*:'\"").strip()
+    upper = [o.upper() for o in options]
+    return upper.index(text.upper()) if text.upper() in upper else None
+
+
+def _choice_answer(
+    obj: dict[str, Any] | None, text: str, options: tuple[str, ...]
+) -> Parsed | None:
+    if obj is not None and "answer" in obj:
+        raw = obj["answer"]
+        slot = _label_slot(raw, options) if isinstance(raw, str) else None
+        if slot is None:
+            return Parsed(
+                "parse_error", error=f"JSON answer: {raw!r} is not one of {', '.join(options)}"
+            )
+        return Parsed("ok", choice=slot, reasons=_reasons(obj))
+    found = [m.group(1).upper() for rx in _CHOICE_RES for m in rx.finditer(text)]
+    label, err = _unique(found)
+    if err:
+        return Parsed("parse_error", error=f"text answer: choice has {err}")
+    if label is None:
+        return None
+    slot = _label_slot(label, options)
+    if slot is None:
+        return Parsed("parse_error", error=f"text answer: {label!r} is not one of {options}")
+    return Parsed("ok", choice=slot)
+
+
 def parse_answer(
     text: str,
     prompt: Prompt,
@@ -205,9 +250,13 @@ def parse_answer(
         return Parsed("safety_block", error=safety)
     if refusal:
         return Parsed("refusal", reasons=refusal.strip() or None, error="provider refusal")
-    keys = ("score",) if prompt.answer == "score" else ("decision",)
+    keys = {"score": ("score",), "decision": ("decision",), "choice": ("answer",)}[prompt.answer]
     obj = find_json_object(text, keys)
-    if prompt.answer == "score":
+    if prompt.answer == "choice":
+        if not prompt.options:
+            raise ValueError(f"prompt {prompt.id!r}: call for_options() before parsing answers")
+        parsed = _choice_answer(obj, text, prompt.options)
+    elif prompt.answer == "score":
         parsed = _score_answer(obj, text, threshold)
     else:
         parsed = _decision_answer(obj, text)
@@ -217,5 +266,7 @@ def parse_answer(
         return Parsed("refusal", error="refusal phrasing")
     if not text.strip():
         return Parsed("parse_error", error="empty reply")
-    what = "score" if prompt.answer == "score" else "same/different decision"
+    what = {"score": "score", "decision": "same/different decision", "choice": "candidate label"}[
+        prompt.answer
+    ]
     return Parsed("parse_error", error=f"no {what} found in the reply")

@@ -8,6 +8,7 @@ not bumped still never reuses answers to the old text.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import sys
@@ -23,7 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-ANSWER_KINDS = ("score", "decision")
+ANSWER_KINDS = ("score", "decision", "choice")
 IMAGE_MODES = ("pair", "composite")
 _REQUIRED = ("id", "version", "answer", "system", "task", "format", "images", "schema")
 
@@ -32,7 +33,9 @@ _REQUIRED = ("id", "version", "answer", "system", "task", "format", "images", "s
 class Prompt:
     id: str
     version: str
-    answer: str  # "score": the model gives a 0-100 score; "decision": same/different + confidence
+    # "score": the model gives a 0-100 score; "decision": same/different + confidence;
+    # "choice": the label of the one candidate showing the query's person (multiple choice)
+    answer: str
     system: str
     task: str
     format: str
@@ -41,6 +44,43 @@ class Prompt:
     description: str = ""
     source: str = ""  # bundled file name or user path (provenance only)
     sha256: str = field(default="", compare=False)
+    options: tuple[str, ...] = ()  # a choice prompt's candidate labels, once `for_options` set
+
+    def for_options(self, labels: list[str]) -> Prompt:
+        """A choice prompt for candidates named `labels`: "{n}", "{labels}" and "{last}" in
+        its texts are filled in, the schema's `answer` is restricted to the labels, and the
+        content hash (part of the cache key) covers the filled-in texts."""
+        if self.answer != "choice":
+            raise UserError(f"prompt {self.id!r} is not a multiple-choice prompt (answer=choice)")
+
+        def fill(text: str) -> str:
+            return (
+                text.replace("{n}", str(len(labels)))
+                .replace("{labels}", ", ".join(labels))
+                .replace("{last}", labels[-1])
+            )
+
+        schema = self.json_schema()
+        answer = schema.get("properties", {}).get("answer")
+        if isinstance(answer, dict):
+            answer["enum"] = list(labels)
+        images = {k: fill(v) for k, v in self.images.items()}
+        content = {
+            "base": self.sha256,
+            "labels": list(labels),
+            "texts": [fill(self.system), fill(self.task), fill(self.format), images],
+        }
+        sha = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+        return dataclasses.replace(
+            self,
+            system=fill(self.system),
+            task=fill(self.task),
+            format=fill(self.format),
+            images=images,
+            schema=schema,
+            sha256=sha,
+            options=tuple(labels),
+        )
 
     def user_text(self, image_mode: str) -> str:
         """The user message text for an image mode (images are attached by the provider)."""
@@ -66,7 +106,9 @@ def _from_data(data: dict[str, Any], source: str) -> Prompt:
         raise UserError(f"{source}: [images] lacks {lacking}; give the text for each image mode")
     schema = dict(data["schema"])
     props = schema.get("properties", {})
-    needed = ("score",) if data["answer"] == "score" else ("decision", "confidence")
+    needed = {"score": ("score",), "decision": ("decision", "confidence"), "choice": ("answer",)}[
+        data["answer"]
+    ]
     if schema.get("type") != "object" or any(k not in props for k in needed):
         raise UserError(
             f"{source}: [schema] must be an object schema with properties {list(needed)}"

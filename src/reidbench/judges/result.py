@@ -38,6 +38,7 @@ class JudgeResult:
     cached: bool = False
     served_model: str | None = None  # the model version the provider reports (judges/served.py)
     served_fingerprint: str | None = None  # OpenAI's system_fingerprint, where given
+    choice: int | None = None  # multiple choice: the 0-based candidate slot named (status ok)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

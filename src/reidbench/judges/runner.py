@@ -25,7 +25,7 @@ from typing import Any
 from reidbench.judges.breaker import Breaker, BreakerRules, safe_url
 from reidbench.judges.cache import ResponseCache, canonical_hash
 from reidbench.judges.claims import Claims
-from reidbench.judges.images import EncodedImage, EncodeMemo, ImageSpec, prepare
+from reidbench.judges.images import EncodedImage, EncodeMemo, ImageSpec, prepare, prepare_many
 from reidbench.judges.limits import Budget, RateLimiter
 from reidbench.judges.parse import parse_answer
 from reidbench.judges.providers.base import (
@@ -59,6 +59,10 @@ class Job:
     derivations: list[str]  # how the sent images derive from the source files (see judge.py)
     key: str | None = None  # cache key, when the sent-image hashes are already known
     followers: list[int] = field(default_factory=list)  # identical requests answered by this one
+    # Multiple choice: every crop sent (query, then candidates) and the composite's labels;
+    # empty for a pair, which sends `first` and `second`.
+    paths: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
 
 
 @dataclass
@@ -248,9 +252,15 @@ class Runner:
         if self.breaker.tripped:
             return self._not_asked(0)
         s = self.system
-        images = await asyncio.to_thread(
-            prepare, self.root / job.first, self.root / job.second, s.image_spec, self._memo
-        )
+        if job.paths:
+            crops = [self.root / p for p in job.paths]
+            images = await asyncio.to_thread(
+                prepare_many, crops, s.image_spec, self._memo, job.labels
+            )
+        else:
+            images = await asyncio.to_thread(
+                prepare, self.root / job.first, self.root / job.second, s.image_spec, self._memo
+            )
         sent = [img.sha256 for img in images]
         key = request_key(s, sent, job.order, job.repeat)
         if key != job.key:  # derivations were unknown (or stale): the answer may still be cached
@@ -369,6 +379,7 @@ class Runner:
             cost_usd=cost,
             error=self.redact(parsed.error) if parsed.error else None,
             attempts=attempts,
+            choice=parsed.choice,
             **self._base(),
         )
         result.served_model, result.served_fingerprint = reported_version(reply.raw)

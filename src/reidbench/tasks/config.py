@@ -35,6 +35,7 @@ class ChoiceTask(_Strict):
     seed: int = 0
     split: Split = "query-gallery"
     systems: list[str] | None = None  # None: every system of the run
+    prompt: str = "choice"  # what LVLM systems are asked (a choice prompt id or .toml path)
 
 
 class GalleryTask(_Strict):

@@ -27,6 +27,7 @@ from reidbench.metrics.run.negatives import by_negative_kind, mined_mask, miner_
 from reidbench.metrics.run.thresholds import DEFAULT_RULE, RULE_TEXT, RULES, Decided
 from reidbench.progress import NullProgress, Progress
 from reidbench.rundir import RunDir, clean_json, open_run, read_json
+from reidbench.tasks.registry import MetricsSettings, tasks_metrics
 
 METRICS_FORMAT = "reidbench.metrics/1"
 
@@ -201,6 +202,9 @@ def compute_metrics(
     rerank = run.path / "rerank.json"
     if rerank.is_file():
         out["rerank"] = clean_json(read_json(rerank, "rerank.json"))
+    tasks = tasks_metrics(run.path, cfg, MetricsSettings(n_boot, run.seed, level))  # docs/tasks.md
+    if tasks:
+        out["tasks"] = clean_json(tasks)
     return out
 
 
