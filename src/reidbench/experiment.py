@@ -149,6 +149,25 @@ def _run(cfg, paths, make_progress, log, environ, write_outputs, relink) -> RunP
     manifest = _manifest(cfg, dataset, pairset.meta)
     write_json_atomic(paths.manifest, manifest)
 
+    # --- local hook (issue #13, gallery task): the integrator moves this to the tasks registry
+    from reidbench.tasks.gallery import run_gallery
+    from reidbench.tasks.gallery_metrics import gallery_name
+
+    gallery_tasks = [t for t in cfg.tasks if t.kind == "gallery"]
+    for i, task in enumerate(gallery_tasks):
+        run_gallery(
+            cfg,
+            task,
+            paths.out,
+            dataset=dataset,
+            name=gallery_name(i),
+            progress=make_progress,
+            log=log,
+            environ=environ,
+            stopped=paths.stopped,
+        )
+    # --- end of the local hook
+
     live = cfg.cascade if cfg.cascade is not None and cfg.cascade.live else None
     for system in cfg.systems:
         if live is not None and system.name == live.lvlm:

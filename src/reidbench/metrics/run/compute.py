@@ -198,6 +198,12 @@ def compute_metrics(
     for key in ("fusion", "cascade", "fusion_skipped"):
         if fused[key]:
             out[key] = clean_json(fused[key])
+    # --- local hook (issue #13, gallery task): the integrator moves this to the tasks registry
+    from reidbench.tasks.gallery_metrics import gallery_tasks_metrics
+
+    if gallery := gallery_tasks_metrics(run.path, cfg, boot):
+        out["tasks"] = gallery
+    # --- end of the local hook
     rerank = run.path / "rerank.json"
     if rerank.is_file():
         out["rerank"] = clean_json(read_json(rerank, "rerank.json"))
