@@ -400,4 +400,8 @@ def extra_sections(metrics: Mapping[str, Any], colours: Mapping[str, str]) -> li
         out.append(
             ExtraSection("rerank", "Re-ranking", RERANK_HOWTO, [_rerank_block(rerank, colours)])
         )
+    # local hook (issue #13, gallery task): the integrator moves this to the tasks registry
+    from reidbench.report.gallery_view import gallery_sections
+
+    out.extend(gallery_sections(metrics, colours))
     return out

@@ -84,7 +84,7 @@ def _weight_chunks(codes: np.ndarray, boot: Bootstrap) -> Iterator[np.ndarray]:
 def _weighted(values: np.ndarray, w: np.ndarray) -> np.ndarray:
     total = w.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (w @ values) / total
+        return (w @ values) / total[:, None]
 
 
 def _two_sided(d: np.ndarray) -> float | None:
