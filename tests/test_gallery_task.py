@@ -322,3 +322,88 @@ def test_cli_refusal_exits_2_with_the_estimate(data_root: Path, tmp_path: Path, 
         assert "18 new calls of 18" in res.err and "max_calls=5" in res.err
         assert "Traceback" not in res.err
         assert [r for r in srv.records if r.status] == []
+
+
+CHILD = """
+import json, sys
+from pathlib import Path
+from reidbench.config import ExperimentConfig
+from reidbench.tasks.config import GalleryTask
+from reidbench.tasks.gallery import run_gallery
+
+cfg = ExperimentConfig.model_validate(json.loads(Path(sys.argv[1]).read_text()))
+task = next(t for t in cfg.tasks if t.kind == "gallery")
+run_gallery(cfg, task, Path(sys.argv[2]))
+print("finished")
+"""
+
+
+def _committed(cache: Path) -> int:
+    import sqlite3
+
+    if not cache.exists():
+        return 0
+    db = sqlite3.connect(f"file:{cache}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+    except sqlite3.OperationalError:  # the child has not created the table yet
+        return 0
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_gallery_then_resume_pays_only_calls_in_flight(
+    data_root: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from fake_llm_server import FakeLLMServer
+
+    key = "sk-gallery-key-123456"
+    task = {"kind": "gallery", "queries": 4, "gallery_size": 10}
+    out = tmp_path / "run"
+    cache = out / "cache" / "responses.sqlite"
+    with FakeLLMServer(latency_s=0.1) as srv:
+        cfg = _config(
+            data_root,
+            [_lvlm(srv, concurrency=4, max_cost_usd=1.0)],
+            [task],
+            cache={"claim_lease_s": 1.0},
+        )
+        (tmp_path / "cfg.json").write_text(json.dumps(cfg.model_dump(mode="json")))
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(tmp_path / "cfg.json"), str(out)],
+            env={**os.environ, "GAL_KEY": key},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while _committed(cache) < 12:
+                assert child.poll() is None, child.communicate()
+                assert time.monotonic() < deadline, "the child never committed answers"
+                time.sleep(0.02)
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        committed = _committed(cache)
+        assert 12 <= committed < 40
+        assert not (out / "tasks" / "gallery" / "systems" / "judge.parquet").exists()
+        time.sleep(1.1)  # the killed child's claims lapse
+        logs: list[str] = []
+        gtask = GalleryTask.model_validate(task)
+        run_gallery(cfg, gtask, out, environ={"GAL_KEY": key}, log=logs.append)
+        calls = srv.calls_by_images()
+    assert any(f"{40 - committed} new calls of 40 ({committed} cached)" in x for x in logs)
+    assert len(calls) == 40 and all(n <= 2 for n in calls.values())
+    assert sum(calls.values()) <= 40 + 4  # only the calls in flight at the kill were repeated
+    m = gallery_metrics(out, gtask, Bootstrap(n_boot=20))
+    assert m["systems"]["judge"]["coverage"] == 1.0
