@@ -157,9 +157,7 @@ def test_a_failure_is_never_rewarded() -> None:
     failed[0, 1] = False  # a failed negative too: the failed match still goes below it
     f = per_query(distance_rows(score, failed, label), pids, g_pids, cams, g_cams)
     assert f["first"][0] == 3 and f["ap"][0] <= worst_answered["ap"][0]
-    all_failed = per_query(
-        distance_rows(score, ~answered, label), pids, g_pids, cams, g_cams
-    )
+    all_failed = per_query(distance_rows(score, ~answered, label), pids, g_pids, cams, g_cams)
     assert all_failed["first"][0] == 3  # every pair unanswered: the match is last
 
 
@@ -400,7 +398,9 @@ def test_sigkill_mid_gallery_then_resume_pays_only_calls_in_flight(
         time.sleep(1.1)  # the killed child's claims lapse
         logs: list[str] = []
         gtask = GalleryTask.model_validate(task)
+
         run_gallery(cfg, gtask, out, environ={"GAL_KEY": key}, log=logs.append)
+
         calls = srv.calls_by_images()
     assert any(f"{40 - committed} new calls of 40 ({committed} cached)" in x for x in logs)
     assert len(calls) == 40 and all(n <= 2 for n in calls.values())
