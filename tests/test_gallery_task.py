@@ -407,3 +407,51 @@ def test_sigkill_mid_gallery_then_resume_pays_only_calls_in_flight(
     assert sum(calls.values()) <= 40 + 4  # only the calls in flight at the kill were repeated
     m = gallery_metrics(out, gtask, Bootstrap(n_boot=20))
     assert m["systems"]["judge"]["coverage"] == 1.0
+
+
+def test_report_section_shows_intervals_coverage_cmc_and_paired_tests() -> None:
+    from reidbench.report.gallery_view import gallery_sections
+
+    def system(r1: float, cov: float) -> dict:
+        ci = {"low": r1 - 0.1, "high": r1 + 0.1, "n_valid": 100}
+        return {
+            "type": "reid",
+            "rank1": r1,
+            "rank5": 1.0,
+            "mAP": r1,
+            "mINP": 0.5,
+            "cmc": [r1, 1.0, 1.0],
+            "coverage": cov,
+            "n_items": 30,
+            "n_answered": int(30 * cov),
+            "ci": {"rank1": ci, "mAP": ci},
+        }
+
+    metrics = {
+        "tasks": {
+            "gallery": {
+                "kind": "gallery",
+                "n_queries": 10,
+                "gallery_size": 3,
+                "systems": {"a": system(0.8, 1.0), "b": system(0.4, 0.5)},
+                "comparisons": [
+                    {
+                        "a": "a",
+                        "b": "b",
+                        "mAP": {"diff": 0.4, "ci": {"low": 0.1, "high": 0.7}, "p_value": 0.004},
+                        "rank1": {"diff": 0.4, "ci": None, "p_value": 0.02},
+                    }
+                ],
+            }
+        }
+    }
+    [section] = gallery_sections(metrics, {})
+    [block] = section.blocks
+    (_, table), (_, comps) = block.tables
+    assert [r.head for r in table.rows] == ["a", "b"]
+    r1 = table.rows[0].cells[0]
+    assert r1.text == "0.800" and "0.700" in r1.ci and "0.900" in r1.ci
+    assert table.rows[1].cells[-1].sub == "15 / 30"  # coverage next to the numbers
+    assert comps.rows[0].head == "a vs b" and comps.rows[0].cells[1].text == "0.004"
+    assert block.figures and block.figures[0][0].startswith("data:image/")
+    assert gallery_sections({"tasks": {}}, {}) == []

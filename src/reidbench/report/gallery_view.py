@@ -55,7 +55,9 @@ def _comparisons(comps: list[Any], colours: Mapping[str, str]) -> Table | None:
             d = as_map(c.get(key))
             cells.append(number(d.get("diff"), ci=d.get("ci")))
             cells.append(Cell(fmt.pvalue(d.get("p_value"))))
-        rows.append(Row(f"{c.get('a')} vs {c.get('b')}", cells, colour=colours.get(c.get("a"))))
+        rows.append(
+            Row(f"{c.get('a')} vs {c.get('b')}", cells, colour=colours.get(str(c.get("a"))))
+        )
     if not rows:
         return None
     cols = [
