@@ -455,3 +455,29 @@ def test_report_section_shows_intervals_coverage_cmc_and_paired_tests() -> None:
     assert comps.rows[0].head == "a vs b" and comps.rows[0].cells[1].text == "0.004"
     assert block.figures and block.figures[0][0].startswith("data:image/")
     assert gallery_sections({"tasks": {}}, {}) == []
+
+
+@pytest.mark.slow
+def test_lvlm_and_reid_config_to_report_on_the_fake_server(data_root: Path, tmp_path: Path) -> None:
+    from fake_llm_server import FakeLLMServer
+
+    from reidbench.experiment import run_experiment
+
+    env = {"GAL_KEY": "sk-gallery-key-123456"}
+    task = {"kind": "gallery", "queries": 3, "gallery_size": 6}
+    with FakeLLMServer() as srv:
+        cfg = _config(data_root, [HAND, _lvlm(srv, max_cost_usd=1.0)], [{"kind": "pairs"}, task])
+        out = tmp_path / "run"
+        run_experiment(cfg, out, environ=env)
+        n = len(srv.records)
+        run_experiment(cfg, out, environ=env)  # resumed: nothing asked again
+        assert len(srv.records) == n
+    block = json.loads((out / "metrics.json").read_text())["tasks"]["gallery"]
+    assert set(block["systems"]) == {"hand", "judge"}
+    [comp] = block["comparisons"]
+    assert (comp["a"], comp["b"]) == ("hand", "judge")
+    assert comp["mAP"]["diff"] == pytest.approx(
+        block["systems"]["hand"]["mAP"] - block["systems"]["judge"]["mAP"]
+    )
+    html = (out / "report.html").read_text()
+    assert "hand vs judge" in html
