@@ -91,7 +91,10 @@ def gallery_block(name: str, block: Mapping[str, Any], colours: Mapping[str, str
     uri = plots.cmc_plot({n: as_map(b) for n, b in systems.items()}, colours)
     if uri:
         figures.append((uri, f"CMC curves of the gallery task {name}"))
-    title = "Gallery ranking" if name == "gallery" else f"Gallery ranking ({name})"
+    size = (
+        f"{fmt.integer(block.get('n_queries'))} queries x {fmt.integer(block.get('gallery_size'))}"
+    )
+    title = f"{size} images" if name == "gallery" else f"{name}: {size} images"
     return ExtraBlock(title, None, facts, tables=tables, figures=figures)
 
 
