@@ -455,6 +455,12 @@ def test_report_section_shows_intervals_coverage_cmc_and_paired_tests() -> None:
     assert comps.rows[0].head == "a vs b" and comps.rows[0].cells[1].text == "0.004"
     assert block.figures and block.figures[0][0].startswith("data:image/")
     assert gallery_sections({"tasks": {}}, {}) == []
+    from reidbench.report.markdown import summary_markdown
+
+    md = summary_markdown(metrics)
+    assert "Gallery ranking (gallery): 10 queries x 3 images each" in md
+    assert "- b: rank-1 0.400 [0.300, 0.500], mAP 0.400 [0.300, 0.500]" in md
+    assert "coverage 50.0%" in md
 
 
 @pytest.mark.slow

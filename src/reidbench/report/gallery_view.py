@@ -112,3 +112,27 @@ def gallery_sections(metrics: Mapping[str, Any], colours: Mapping[str, str]) -> 
     if not blocks:
         return []
     return [ExtraSection("gallery-ranking", "Gallery ranking", HOWTO, blocks)]
+
+
+def gallery_markdown(metrics: Mapping[str, Any]) -> list[str]:
+    """Summary lines for `summary.md`: one line per system and gallery task."""
+    lines: list[str] = []
+    for name, block in as_map(metrics.get("tasks")).items():
+        block = as_map(block)
+        if block.get("kind") != "gallery":
+            continue
+        lines += [
+            "",
+            f"Gallery ranking ({name}): {fmt.integer(block.get('n_queries'))} queries x "
+            f"{fmt.integer(block.get('gallery_size'))} images each, unanswered pairs ranked last:",
+            "",
+        ]
+        for sys_name, b in as_map(block.get("systems")).items():
+            b = as_map(b)
+            ci = as_map(b.get("ci"))
+            lines.append(
+                f"- {sys_name}: rank-1 {fmt.with_ci(b.get('rank1'), ci.get('rank1'))}, "
+                f"mAP {fmt.with_ci(b.get('mAP'), ci.get('mAP'))}, "
+                f"mINP {fmt.num(b.get('mINP'))}, coverage {fmt.pct(b.get('coverage'))}"
+            )
+    return [*lines, ""] if lines else lines
