@@ -202,6 +202,7 @@ def test_identity_bootstrap_matches_a_direct_resample() -> None:
 # -- runs ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reid_run_end_to_end_resumes_and_reports(data_root: Path, tmp_path: Path) -> None:
     from reidbench.experiment import run_experiment
 
@@ -466,7 +467,6 @@ def test_report_section_shows_intervals_coverage_cmc_and_paired_tests() -> None:
 @pytest.mark.slow
 def test_lvlm_and_reid_config_to_report_on_the_fake_server(data_root: Path, tmp_path: Path) -> None:
     from fake_llm_server import FakeLLMServer
-
     from reidbench.experiment import run_experiment
 
     env = {"GAL_KEY": "sk-gallery-key-123456"}
