@@ -321,6 +321,7 @@ def test_cli_refusal_exits_2_with_the_estimate(data_root: Path, tmp_path: Path, 
         assert "18 new calls of 18" in res.err and "max_calls=5" in res.err
         assert "Traceback" not in res.err
         assert [r for r in srv.records if r.status] == []
+    assert not (tmp_path / "out").exists()  # refused in the pre-flight: no folder behind
 
 
 CHILD = """

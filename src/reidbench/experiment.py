@@ -134,6 +134,9 @@ def run_experiment(
         from reidbench.preflight import experiment_preflight
 
         experiment_preflight(cfg, paths.out, environ, log=log)
+        from reidbench.tasks.gallery import gallery_preflight  # local hook (#13, gallery task)
+
+        gallery_preflight(cfg, paths.out, log=log)
     # One writer per run directory (docs/run-directory.md), from the first file written:
     # after the pre-flight, so a refused run leaves no folder behind.
     with hold_run_dir(paths.out, log=log):

@@ -234,6 +234,13 @@ def ensure_items(
 # --------------------------------------------------------------------------- cost
 
 
+class _NoCache:
+    """An empty response cache that creates no file (`plan_jobs` asks it for known images)."""
+
+    def sent_shas(self, derivations: Any) -> dict[str, list[str]]:
+        return {}
+
+
 @dataclass(frozen=True)
 class CostEstimate:
     """What an LVLM system would still pay for the task's items."""
@@ -272,10 +279,13 @@ def estimate_cost(
     from reidbench.judges.settings import resolve_system
 
     resolved = resolve_system(system)
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    with ResponseCache(cache_path) as cache:
-        jobs = plan_jobs(resolved, items, Path(root), cache)
-        hits = cache.get_many(j.key for j in jobs if j.key is not None)
+    if cache_path.is_file():
+        with ResponseCache(cache_path) as cache:
+            jobs = plan_jobs(resolved, items, Path(root), cache)
+            hits = cache.get_many(j.key for j in jobs if j.key is not None)
+    else:  # nothing cached yet; and a pre-flight creates no file
+        jobs = plan_jobs(resolved, items, Path(root), _NoCache())  # type: ignore[arg-type]
+        hits = {}
     pending = {
         (tuple(j.derivations), j.order, j.repeat)
         for j in jobs
@@ -323,6 +333,39 @@ def check_budget(est: CostEstimate, system: LVLMSystemConfig, task: GalleryTask)
 
 
 # --------------------------------------------------------------------------- scoring
+
+
+def gallery_preflight(
+    cfg: ExperimentConfig, run_dir: Path, *, dataset: Dataset | None = None, log: Log = no_log
+) -> None:
+    """Before a run writes anything: check every gallery task's system names and refuse when
+    an LVLM's estimated cost does not fit its caps (the run then leaves no folder behind).
+
+    Items already in `run_dir` are used when made from the same request; otherwise they are
+    curated in memory only (the run curates them again, identically, and writes them)."""
+    from reidbench.experiment import RunPaths
+    from reidbench.tasks.gallery_metrics import gallery_name
+
+    tasks = [t for t in cfg.tasks if isinstance(t, GalleryTask)]
+    paths = RunPaths(Path(run_dir), shared_responses=cfg.cache.responses)
+    for i, task in enumerate(tasks):
+        lvlms = [s for s in task_systems(cfg, task) if isinstance(s, LVLMSystemConfig)]
+        if not lvlms:
+            continue
+        dataset = dataset if dataset is not None else cfg.dataset.load()
+        folder = task_dir(paths.out, gallery_name(i))
+        path = folder / "items.parquet"
+        items = read_items(path) if path.is_file() else None
+        if items is None or items.meta.get("request") != request_of(task):
+            items = curate_gallery(dataset, task)
+        for system in lvlms:
+            target = folder / "systems" / f"{_safe(system.name)}.parquet"
+            settings = _settings_hash(system.model_dump(mode="json"))
+            if _reusable(target, settings, items.content_hash) is not None:
+                continue
+            est = estimate_cost(system, items.table, dataset.root, paths.response_cache)
+            log(f"pre-flight: gallery {system.name}: {est.line()}")
+            check_budget(est, system, task)
 
 
 def task_systems(cfg: ExperimentConfig, task: GalleryTask) -> list[SystemConfig]:
