@@ -35,7 +35,7 @@ from reidbench.files import write_json_atomic
 from reidbench.progress import Log, ProgressFactory, no_log
 from reidbench.rundir_lock import hold_run_dir, refuse_if_held
 from reidbench.tables import SCORES_SCHEMA, read_meta, read_table, write_table
-from reidbench.tasks.registry import TaskContext, check_tasks, run_tasks
+from reidbench.tasks.registry import TaskContext, check_tasks, run_tasks, tasks_preflight
 
 
 @dataclass
@@ -136,6 +136,7 @@ def run_experiment(
         from reidbench.preflight import experiment_preflight
 
         experiment_preflight(cfg, paths.out, environ, log=log)
+        tasks_preflight(cfg, paths.out, log=log)  # e.g. a gallery task's LVLM cost
     # One writer per run directory (docs/run-directory.md), from the first file written:
     # after the pre-flight, so a refused run leaves no folder behind.
     with hold_run_dir(paths.out, log=log):

@@ -107,6 +107,9 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
     for s in metrics.get("fusion_skipped") or []:
         if isinstance(s, Mapping):
             lines.append(f"Fused system {_cell(str(s.get('name')))} not shown: {s.get('reason')}.")
+    from reidbench.report.gallery_view import gallery_markdown  # issue #13: gallery task
+
+    lines += gallery_markdown(metrics)
     if run.get("synthetic"):
         lines.append(
             "> SYNTHETIC DATA: procedural pedestrians, not real people; these numbers say "

@@ -14,6 +14,7 @@ from reidbench.report.model import as_map
 
 _VIEWS: dict[str, str] = {
     "choice": "reidbench.report.choice_view:choice_section",
+    "gallery": "reidbench.report.gallery_view:gallery_section",
 }
 
 

@@ -49,10 +49,14 @@ TaskMetrics = Callable[[Path, Mapping[str, Any], MetricsSettings], dict[str, Any
 # line here; third parties call `register_task`.
 _BUILTIN: dict[str, tuple[str, str]] = {
     "choice": ("reidbench.tasks.choice_run:run_choice", "reidbench.tasks.choice_metrics:metrics"),
+    "gallery": ("reidbench.tasks.gallery_task:run", "reidbench.tasks.gallery_task:metrics"),
 }
 # kind -> "module:function(cfg, task)" raising UserError on settings that would fail only
 # after money was spent (optional).
 _CHECKS: dict[str, str] = {"choice": "reidbench.tasks.choice_run:check_choice"}
+# kind -> "module:function(cfg, run_dir, log)": the pre-flight's estimate for the tasks of
+# that kind, refusing a run whose cost would not fit a system's caps (optional).
+_PREFLIGHTS: dict[str, str] = {"gallery": "reidbench.tasks.gallery:gallery_preflight"}
 _REGISTERED: dict[str, tuple[RunTask, TaskMetrics]] = {}
 
 
@@ -104,6 +108,13 @@ def check_tasks(cfg: Any) -> None:
                 f"[[tasks]] {task.kind}: systems {unknown} are not in [[systems]]; "
                 f"use names from {sorted(systems)}"
             )
+
+
+def tasks_preflight(cfg: Any, run_dir: Path, *, log: Log) -> None:
+    """Each task kind's cost check, before the run directory is written."""
+    for kind in dict.fromkeys(t.kind for t in cfg.tasks):
+        if kind in _PREFLIGHTS:
+            _load(_PREFLIGHTS[kind])(cfg, run_dir, log=log)
 
 
 def run_tasks(ctx: TaskContext) -> None:
