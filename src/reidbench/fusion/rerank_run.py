@@ -37,8 +37,8 @@ from reidbench.fusion.rerank import (
     top_k_lists,
 )
 from reidbench.metrics.run.retrieval_band import rerank_paired
-from reidbench.report import format as fmt
 from reidbench.progress import Log, ProgressFactory, no_log
+from reidbench.report import format as fmt
 from reidbench.rundir import DEFAULT_SCALE
 from reidbench.rundir_lock import locks_run_dir
 from reidbench.tables import PAIRS_SCHEMA, SCORES_SCHEMA, write_table
