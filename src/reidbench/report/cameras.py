@@ -87,7 +87,7 @@ def camera_figure(cams: Any, colours: Mapping[str, str]) -> Figure | None:
         cmap = matplotlib.colormaps["RdYlGn"]
         for ax, (name, got) in zip(axes, cells.items(), strict=False):
             grid = np.full((k, k), np.nan)
-            for (a, b), (n, acc) in got.items():
+            for (a, b), (_n, acc) in got.items():
                 if a in index and b in index and acc is not None:
                     grid[index[a], index[b]] = grid[index[b], index[a]] = acc
             ax.imshow(grid, cmap=cmap, vmin=0.5, vmax=1.0, origin="upper")

@@ -52,7 +52,6 @@ def summary_table(blocks: list[Mapping[str, Any]], colours: Mapping[str, str]) -
         if not t:
             continue
         n = b.get("n") or 0
-        share = lambda v: fmt.pct(v / n) if fmt.is_num(v) and n else ""  # noqa: E731
         diff = as_map(b.get("accuracy_diff"))
         rows.append(
             Row(
@@ -60,7 +59,7 @@ def summary_table(blocks: list[Mapping[str, Any]], colours: Mapping[str, str]) -
                 [
                     count(n),
                     *[
-                        count(t.get(k), sub=share(t.get(k)))
+                        count(t.get(k), sub=_share(t.get(k), n))
                         for k in ("both_right", "lvlm_right_only", "reid_right_only", "both_wrong")
                     ],
                     Cell(fmt.signed(diff.get("diff")), ci=_ci(diff.get("ci"))),
@@ -73,6 +72,10 @@ def summary_table(blocks: list[Mapping[str, Any]], colours: Mapping[str, str]) -
     if not rows:
         return None
     return Table(SUMMARY_COLUMNS, rows, head_label="LVLM vs ReID")
+
+
+def _share(v: Any, n: Any) -> str:
+    return fmt.pct(v / n) if fmt.is_num(v) and fmt.is_num(n) and n else ""
 
 
 def _ci(ci: Any) -> str:
