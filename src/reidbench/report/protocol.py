@@ -287,7 +287,7 @@ def _combined_facts(kind: str, block: Mapping[str, Any], info: Mapping[str, Any]
     inputs = [str(s) for s in info.get("systems") or []]
     offered = ", ".join(inputs) or fmt.DASH
     if kind == "cascade":
-        reid, lvlm = (inputs + [fmt.DASH, fmt.DASH])[:2]
+        reid, lvlm = [*inputs, fmt.DASH, fmt.DASH][:2]
         method = (
             f"cascade: {reid} decides the pairs outside an uncertainty band around its "
             f"threshold, {lvlm} the pairs inside"
