@@ -97,13 +97,8 @@ def with_band(entry: Any, n_boot: int, seed: int, level: float = 0.95) -> Any:
     band = cmc_band(
         entry.get("per_query"), len(cmc) if isinstance(cmc, list) else 0, n_boot, seed, level
     )
-    if band is not None:
+    if band is not None:  # older retrieval.json files have no per-query ranks: no band
         out["cmc_band"] = band
-    else:
-        out.setdefault("null_reasons", {})["cmc_band"] = (
-            "no per-query ranks recorded (retrieval.json from an older reidbench, or bootstrap "
-            "= 0); re-run retrieval for a band"
-        )
     return out
 
 
