@@ -35,7 +35,7 @@ EXAMPLE_ORDER = (
 def correct(d: Decided, y: np.ndarray) -> np.ndarray:
     """Per pair: the system answered and its decision matches the truth."""
     assert d.pred is not None
-    return d.answered & (np.asarray(d.pred, dtype=bool) == (y == 1))
+    return np.asarray(d.answered, dtype=bool) & (np.asarray(d.pred, dtype=bool) == (y == 1))
 
 
 def _threshold(d: Decided, i: int) -> float | None:
