@@ -12,7 +12,6 @@ import pytest
 from scipy.stats import binomtest
 from sklearn.metrics import det_curve
 
-from reidbench.metrics.coverage import expected_correct
 from reidbench.metrics.retrieval import evaluate_retrieval
 from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.metrics.run.cameras import camera_cells
@@ -77,16 +76,16 @@ def test_agreement_table_is_brute_force(full_run):
     _, rd = _decided(run, "handcrafted")
     raw_lv, raw_rd = _primary(run, "gpt-4o"), _primary(run, "handcrafted")
     counts = {"both_right": 0, "lvlm_right_only": 0, "reid_right_only": 0, "both_wrong": 0}
+
+    def right(raw, d, i, pid, y):
+        score, status = raw[pid]
+        if status != "ok" or score is None:
+            return False  # an abstention counts as wrong
+        return (score >= d.pair_threshold[i]) == (y == 1)
+
     for i, pid in enumerate(r.pairs.pair_id.tolist()):
         y = int(r.pairs.label[i])
-
-        def right(raw, d):
-            score, status = raw[pid]
-            if status != "ok" or score is None:
-                return False  # an abstention counts as wrong
-            return (score >= d.pair_threshold[i]) == (y == 1)
-
-        a, b = right(raw_lv, lv), right(raw_rd, rd)
+        a, b = right(raw_lv, lv, i, pid, y), right(raw_rd, rd, i, pid, y)
         key = (
             ("both_right" if b else "lvlm_right_only")
             if a
