@@ -91,7 +91,7 @@ def two_by_two(b: Mapping[str, Any]) -> Table:
     n = b.get("n") or 0
 
     def c(key: str, agree: bool) -> Cell:
-        v = t.get(key)
+        v: Any = t.get(key)
         share = v / n if fmt.is_num(v) and n else 0.0
         rgb = "26, 127, 55" if agree and key == "both_right" else "207, 34, 46"
         if key in ("lvlm_right_only", "reid_right_only"):
