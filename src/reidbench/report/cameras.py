@@ -18,6 +18,11 @@ from reidbench.report.plots import _RC, INK, _figure, label_text, to_data_uri
 SMALL = "#d0d7de"  # cells with fewer than min_n pairs
 
 
+def _ink(acc: float | None) -> str:
+    """White text on the dark ends of the colour map, dark text elsewhere."""
+    return "#ffffff" if acc is not None and (acc < 0.6 or acc > 0.93) else INK
+
+
 def _cells(cams: Mapping[str, Any]) -> dict[str, dict[tuple[int, int], tuple[int, float | None]]]:
     out: dict[str, dict[tuple[int, int], tuple[int, float | None]]] = {}
     for name, cells in as_map(cams.get("systems")).items():
@@ -110,7 +115,7 @@ def camera_figure(cams: Any, colours: Mapping[str, str]) -> Figure | None:
                             ha="center",
                             va="center",
                             fontsize=7,
-                            color="#59636e" if small else INK,
+                            color="#59636e" if small else _ink(acc),
                             zorder=3,
                         )
             ax.set_xticks(range(k), [str(c) for c in ids])
