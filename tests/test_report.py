@@ -178,6 +178,10 @@ def test_thumbnails_and_missing_image_placeholders(lvlm_run):
     assert "image B not found: " + ex["path_b"] in _cell_texts(html)  # the fixture drops B images
     jpegs = re.findall(r'src="data:image/jpeg;base64,[^"]+"', html)
     n_examples = sum(len(es) for es in m["failures"]["examples"]["gpt-4o"].values())
+    for w in m["embedder_failures"]["systems"].values():  # the embedders' gallery
+        n_examples += len(w["false_accepts"]) + len(w["false_rejects"])
+    for d in m["disagreement"]:  # the LVLM-ReID disagreement gallery
+        n_examples += sum(len(es) for es in d["examples"].values())
     assert len(jpegs) == n_examples  # one A thumbnail per example
 
 

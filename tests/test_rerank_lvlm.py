@@ -216,6 +216,18 @@ def test_rerank_end_to_end_resumes_and_counts_calls(
     assert result["after"]["rank1"] >= result["before"]["rank1"]
     assert result["after"]["mAP"] >= result["before"]["mAP"]
     assert (out / "rerank.md").read_text().startswith("## LVLM re-ranking: hand top-5")
+    # paired tests on the same queries: hits from the per-query first-match ranks
+    paired = result["paired"]
+    gained = sum(
+        q["first_match_rank_after"] == 0 < q["first_match_rank_before"] for q in result["per_query"]
+    )
+    lost = sum(
+        q["first_match_rank_before"] == 0 < q["first_match_rank_after"] for q in result["per_query"]
+    )
+    assert (paired["mcnemar"]["b"], paired["mcnemar"]["c"]) == (gained, lost)
+    assert paired["rank1"]["diff"] == pytest.approx(result["delta"]["rank1"])
+    assert paired["mAP"]["diff"] == pytest.approx(result["delta"]["mAP"])
+    assert "- rank-1: " in (out / "rerank.md").read_text()
 
     again = run_rerank(cfg, out, environ={"FAKE_KEY": KEY})
     assert len(server.records) == n_pairs  # resumed from the response cache: zero calls

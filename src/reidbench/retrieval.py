@@ -12,6 +12,8 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from reidbench.datasets import Dataset
 from reidbench.engine.context import current_engine
 from reidbench.errors import UserError
@@ -25,9 +27,21 @@ from reidbench.progress import ProgressFactory, no_progress
 class EmbedderRetrieval:
     result: RetrievalResult
     stats: dict[str, int] = field(default_factory=dict)  # images, unique, cached, computed
+    query_pids: Any = None  # per query (all queries), for the per-query block
 
     def summary(self) -> dict[str, Any]:
-        return self.result.to_dict()
+        """`to_dict()` plus, when the query pids are known, each valid query's pid,
+        first-match rank (0-based) and AP: the metrics' CMC band resamples identities."""
+        out = self.result.to_dict()
+        if self.query_pids is not None:
+            r = self.result
+            valid = np.asarray(r.valid_queries, dtype=np.int64)
+            out["per_query"] = {
+                "pid": np.asarray(self.query_pids)[valid].astype(np.int64).tolist(),
+                "first_match_rank": np.asarray(r.first_match_rank, np.int64).tolist(),
+                "AP": np.asarray(r.all_AP, np.float64).tolist(),
+            }
+        return out
 
 
 def evaluate_embedder(
@@ -78,4 +92,4 @@ def evaluate_embedder(
         metric="cosine",
         progress=progress("step" if rerank else "query"),  # re-ranking reports its 4 steps
     )
-    return EmbedderRetrieval(result=result, stats=stats)
+    return EmbedderRetrieval(result=result, stats=stats, query_pids=q_pids)

@@ -36,7 +36,9 @@ from reidbench.fusion.rerank import (
     select_queries,
     top_k_lists,
 )
+from reidbench.metrics.run.retrieval_band import rerank_paired
 from reidbench.progress import Log, ProgressFactory, no_log
+from reidbench.report import format as fmt
 from reidbench.rundir import DEFAULT_SCALE
 from reidbench.rundir_lock import locks_run_dir
 from reidbench.tables import PAIRS_SCHEMA, SCORES_SCHEMA, write_table
@@ -228,13 +230,39 @@ def run_rerank(
     after = evaluate_retrieval(
         reranked_distmat(dist, new_lists), qp, g_pids, qc, g_cams, max_rank=max_rank
     )
+    _add_per_query(per_query, before, after)
     result = _result(cfg, dataset, embedder, sel, before, after, answers, per_query)
+    result["paired"] = _paired(per_query, r.seed)
     result["stopped"] = stopped  # the circuit breaker's reasons: `rerank` exits 3
     write_table(out / "rerank_pairs.parquet", pairs)
     write_table(out / "rerank_scores.parquet", answers.cast(SCORES_SCHEMA))
     write_json_atomic(out / "rerank.json", result)
     write_text_atomic(out / "rerank.md", rerank_markdown(result))
     return result
+
+
+def _add_per_query(per_query: list[dict[str, Any]], before: Any, after: Any) -> None:
+    """Each selected query's first-match rank (0-based) and AP, before and after."""
+    for label, res in (("before", before), ("after", after)):
+        rank = dict(zip(res.valid_queries.tolist(), res.first_match_rank.tolist(), strict=True))
+        ap = dict(zip(res.valid_queries.tolist(), res.all_AP.tolist(), strict=True))
+        for row, entry in enumerate(per_query):
+            entry[f"first_match_rank_{label}"] = rank.get(row)
+            entry[f"ap_{label}"] = ap.get(row)
+
+
+def _paired(per_query: list[dict[str, Any]], seed: int) -> dict[str, Any]:
+    """Paired tests of after against before on the queries valid both times."""
+    keys = ("first_match_rank_before", "first_match_rank_after", "ap_before", "ap_after")
+    rows = [q for q in per_query if all(q.get(k) is not None for k in keys)]
+    return rerank_paired(
+        np.array([q["pid"] for q in rows], dtype=np.int64),
+        np.array([q["first_match_rank_before"] for q in rows], dtype=np.int64),
+        np.array([q["first_match_rank_after"] for q in rows], dtype=np.int64),
+        np.array([q["ap_before"] for q in rows], dtype=np.float64),
+        np.array([q["ap_after"] for q in rows], dtype=np.float64),
+        seed=seed,
+    )
 
 
 def _result(cfg, dataset, embedder, sel, before, after, answers, per_query) -> dict[str, Any]:
@@ -289,13 +317,18 @@ def rerank_markdown(result: dict[str, Any]) -> str:
         "| | rank-1 | rank-5 | rank-10 | mAP | mINP |",
         "|---|---|---|---|---|---|",
     ]
+    keys = ("rank1", "rank5", "rank10", "mAP", "mINP")
     for label, m in (("before", b), ("after", a), ("change", result["delta"])):
-        sign = "+" if label == "change" else ""
-        lines.append(
-            f"| {label} | "
-            + " | ".join(
-                f"{100 * m[k]:{sign}.2f}%" for k in ("rank1", "rank5", "rank10", "mAP", "mINP")
-            )
-            + " |"
-        )
+        show = fmt.signed if label == "change" else fmt.num
+        lines.append(f"| {label} | " + " | ".join(show(m.get(k)) for k in keys) + " |")
+    paired = result.get("paired")
+    if isinstance(paired, dict):
+        n_q = fmt.integer(paired.get("n_queries"))
+        lines += [
+            "",
+            f"Paired, after minus before on the same {n_q} queries (95% intervals over "
+            "query identities):",
+            f"- rank-1: {fmt.paired_change(paired.get('rank1'), paired.get('mcnemar'))}",
+            f"- mAP: {fmt.paired_change(paired.get('mAP'))}",
+        ]
     return "\n".join(lines) + "\n"

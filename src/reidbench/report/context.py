@@ -17,9 +17,11 @@ from reidbench import __version__
 from reidbench.report import coverage_view as cov
 from reidbench.report import format as fmt
 from reidbench.report import plots, protocol, sections
+from reidbench.report.cmc_band import cmc_band_plot
 from reidbench.report.extras import extra_sections
 from reidbench.report.model import Cell, as_map
 from reidbench.report.thumbnails import Thumbnails
+from reidbench.report.views import build_views
 
 CATEGORY_LABELS = {
     "refusal": "Refusals",
@@ -394,6 +396,8 @@ def build_context(
         "retrieval_other": (
             sections.retrieval_table(retrieval_other, colours) if retrieval_other else None
         ),
-        "cmc": plots.cmc_plot({**retrieval, **retrieval_other}, colours),
+        "cmc": cmc_band_plot({**retrieval, **retrieval_other}, colours)
+        or plots.cmc_plot({**retrieval, **retrieval_other}, colours),
+        "views": build_views(metrics, colours, _dataset_root(metrics, manifest)),
         "extras": extra_sections(metrics, colours),
     }

@@ -308,6 +308,7 @@ def _rerank_block(r: Mapping[str, Any], colours: Mapping[str, str]) -> ExtraBloc
             f"{fmt.usd(calls.get('usd_answers'))}",
         ),
     ]
+    facts += _rerank_paired_facts(r.get("paired"))
     keys = (
         ("rank1", "Rank-1"),
         ("rank5", "Rank-5"),
@@ -319,9 +320,7 @@ def _rerank_block(r: Mapping[str, Any], colours: Mapping[str, str]) -> ExtraBloc
     for label in ("before", "after", "delta"):
         m = r.get(label) or {}
         if label == "delta":
-            cells = [
-                Cell(f"{m[k]:+.3f}") if fmt.is_num(m.get(k)) else Cell(fmt.DASH) for k, _ in keys
-            ]
+            cells = [Cell(fmt.signed(m.get(k))) for k, _ in keys]
         else:
             cells = [number(m.get(k)) for k, _ in keys]
         rows.append(Row({"delta": "change"}.get(label, label), cells))
@@ -336,6 +335,18 @@ def _rerank_block(r: Mapping[str, Any], colours: Mapping[str, str]) -> ExtraBloc
         block.figures.append((figure, "CMC before and after re-ranking"))
     block.details.append(("Protocol", to_tree(r.get("protocol") or {})))
     return block
+
+
+def _rerank_paired_facts(paired: Any) -> Pairs:
+    """Rank-1 and mAP change with intervals and tests, worded as `reidbench rerank` prints them."""
+    p = as_map(paired)
+    if not p:
+        return [("Paired tests", "not recorded (rerank.json from an older reidbench); re-run")]
+    return [
+        ("Rank-1 change", fmt.paired_change(dict(as_map(p.get("rank1"))), p.get("mcnemar"))),
+        ("mAP change", fmt.paired_change(dict(as_map(p.get("mAP"))))),
+        ("Paired tests", str(p.get("rule", ""))),
+    ]
 
 
 FUSION_HOWTO = (
@@ -356,7 +367,9 @@ CASCADE_HOWTO = (
 RERANK_HOWTO = (
     "For each selected query the ReID model's top-k gallery list is re-ordered with LVLM "
     "judgements; items beyond the top k keep their place. Rank-k and mAP are computed before and "
-    "after on the same queries with the standard protocol; 'change' is after minus before."
+    "after on the same queries with the standard protocol; 'change' is after minus before, with "
+    "a 95% interval from a paired bootstrap over query identities and, for rank-1, McNemar's "
+    "exact test on the queries whose rank-1 hit changed."
 )
 
 

@@ -85,3 +85,32 @@ def threshold(value: Any, scale: Any) -> str:
 
 def short_hash(h: Any, n: int = 12) -> str:
     return str(h)[:n] if h else DASH
+
+
+def signed(x: Any, digits: int = 3) -> str:
+    """A difference with its sign: `+0.020`, `-0.020`; a dash for null."""
+    return f"{x:+.{digits}f}" if is_num(x) else DASH
+
+
+def diff_with_ci(value: Any, interval: Any, digits: int = 3) -> str:
+    """`-0.020 [-0.060, +0.020]`: a signed difference with its signed interval."""
+    text = signed(value, digits)
+    if text == DASH or not isinstance(interval, dict) or not is_num(interval.get("low")):
+        return text
+    return f"{text} [{signed(interval['low'], digits)}, {signed(interval.get('high'), digits)}]"
+
+
+def paired_change(block: Any, mcnemar: Any = None, digits: int = 3) -> str:
+    """One line for a paired difference and its tests, the same in the CLI and the report:
+    `-0.020 [-0.060, +0.020], bootstrap p = 0.62; exact McNemar p = 1 (2 better, 3 worse)`."""
+    if not isinstance(block, dict):
+        return DASH
+    text = diff_with_ci(block.get("diff"), block.get("ci"), digits)
+    if is_num(block.get("p_value")):
+        text += f", bootstrap p = {pvalue(block['p_value'])}"
+    if isinstance(mcnemar, dict) and is_num(mcnemar.get("p_value")):
+        text += (
+            f"; exact McNemar p = {pvalue(mcnemar['p_value'])} ({integer(mcnemar.get('b'))} "
+            f"better, {integer(mcnemar.get('c'))} worse)"
+        )
+    return text

@@ -203,7 +203,12 @@ def system_card(
     info = block.get("info") or {}
     kind = block.get("type", info.get("type"))
     scale = block.get("scale", info.get("scale"))
-    facts: Pairs = [("Type", type_label(kind)), ("Model", scalar_text(info.get("model")))]
+    facts: Pairs = [("Type", type_label(kind))]
+    combined = kind in ("fusion", "cascade")
+    if combined:
+        facts += _combined_facts(str(kind), block, info)
+    else:
+        facts.append(("Model", scalar_text(info.get("model"))))
     if kind == "lvlm":
         provider = info.get("provider")
         client = info.get("client")
@@ -222,21 +227,26 @@ def system_card(
                 f"{scalar_text(info.get('repeats', 1))} time(s) per order",
             )
         )
-    else:
+    elif not combined:
         facts.append(
             (
                 "Weights",
                 scalar_text(info.get("weights"))
                 if info.get("weights")
-                else "built in / bundled with the package",
+                else "the model's default (no weights file named in the config)",
             )
         )
     if info.get("fingerprint"):
-        facts.append(("Fingerprint", str(info["fingerprint"])))
+        # A combined system's fingerprint is the digest of the answers it was fitted on.
+        label = "Inputs digest" if combined else "Fingerprint"
+        facts.append((label, str(info["fingerprint"])))
     facts.append(("Score scale", f"0 to {scale:g}" if fmt.is_num(scale) else fmt.DASH))
     thr = fmt.threshold(block.get("threshold"), scale)
     source = str(block.get("threshold_source", "source not recorded"))
-    facts.append(("Threshold", f"{thr} ({THRESHOLD_SOURCES.get(source, source)})"))
+    source_text = THRESHOLD_SOURCES.get(source, source)
+    if kind == "cascade" and source == "fusion":
+        source_text = "the cascade's decision rule, not fitted"
+    facts.append(("Threshold", f"{thr} ({source_text})"))
     if block.get("threshold_note"):
         facts.append(("How it was chosen", str(block["threshold_note"])))
     if block.get("evaluated_on"):
@@ -261,12 +271,38 @@ def system_card(
         "threshold",
         "params",
     }
+    if combined:
+        known |= {"method", "systems"}
     if info.get("api_key_env"):
         facts.append(("API key from", f"environment variable {info['api_key_env']}"))
     known.add("api_key_env")
     facts += [(_humanise(k).capitalize(), _flat(v)) for k, v in info.items() if k not in known]
     params = [(_humanise(k), _flat(v)) for k, v in (info.get("params") or {}).items()]
     return SystemCard(name, colour, type_label(kind), facts, params, prompt)
+
+
+def _combined_facts(kind: str, block: Mapping[str, Any], info: Mapping[str, Any]) -> Pairs:
+    """What a fused or cascade system is: a rule over other systems' answers, fitted on
+    calibration half A of this run; it has no model file or weights of its own."""
+    inputs = [str(s) for s in info.get("systems") or []]
+    offered = ", ".join(inputs) or fmt.DASH
+    if kind == "cascade":
+        reid, lvlm = [*inputs, fmt.DASH, fmt.DASH][:2]
+        method = (
+            f"cascade: {reid} decides the pairs outside an uncertainty band around its "
+            f"threshold, {lvlm} the pairs inside"
+        )
+        fitted = "band sized on calibration half A of this run; no weights of its own"
+    else:
+        method = (
+            f"{info.get('method') or 'logistic'} regression on the scores (and failure flags) "
+            "of its input systems"
+        )
+        fitted = "fitted on calibration half A of this run; no weights of its own"
+    label = "Inputs" if kind == "cascade" else "Inputs offered"
+    if kind != "cascade":
+        offered += " (the ones kept are listed under Fusion)"
+    return [("Method", method), (label, offered), ("Fitted", fitted)]
 
 
 def prompt_text(info: Mapping[str, Any], config_prompt: str | None) -> PromptText | None:

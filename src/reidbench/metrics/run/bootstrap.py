@@ -82,6 +82,31 @@ class Bootstrap:
         """Paired test of two systems' decisions on identical pairs (`stats.mcnemar`)."""
         return stats.mcnemar(correct_a, correct_b, **self._kw(at))
 
+    def paired_mean_diff(
+        self,
+        values_a: np.ndarray,
+        values_b: np.ndarray,
+        *,
+        at: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """Paired bootstrap of mean(values_a) - mean(values_b) on identical pairs (e.g. per-pair
+        correctness): same draws for both; with clusters the dependence-aware Wald interval
+        (`stats.paired_from_weights`)."""
+        d = np.asarray(values_a, dtype=np.float64) - np.asarray(values_b, dtype=np.float64)
+        if d.size == 0:
+            return {"diff": None, "mean_diff": None, "ci": None, "p_value": None}
+
+        def fn_diff(w: np.ndarray) -> np.ndarray:
+            total = w.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return (w @ d) / total
+
+        if self.n_boot == 0:
+            return {"diff": float(d.mean()), "mean_diff": None, "ci": None, "p_value": None}
+        return stats.paired_from_weights(
+            fn_diff, d.size, self.n_boot, self.seed, level=self.level, **self._kw(at)
+        )
+
     def coverage_ci(
         self,
         y: np.ndarray,

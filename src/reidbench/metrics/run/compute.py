@@ -24,7 +24,9 @@ from reidbench.metrics.run.fused import fused_systems, system_on
 from reidbench.metrics.run.headline import system_block
 from reidbench.metrics.run.like_for_like import held_out_view
 from reidbench.metrics.run.negatives import by_negative_kind, mined_mask, miner_warnings
+from reidbench.metrics.run.retrieval_band import with_band
 from reidbench.metrics.run.thresholds import DEFAULT_RULE, RULE_TEXT, RULES, Decided
+from reidbench.metrics.run.views import analysis_views
 from reidbench.progress import NullProgress, Progress
 from reidbench.rundir import RunDir, clean_json, open_run, read_json
 from reidbench.tasks.registry import MetricsSettings, tasks_metrics
@@ -136,7 +138,7 @@ def compute_metrics(
             else:
                 block, decided, ex = system_block(view, pairs, halves, triplets, boot, rule=rule)
             if name in retrieval:
-                block["retrieval"] = retrieval[name]
+                block["retrieval"] = with_band(retrieval[name], n_boot, run.seed, level)
             systems[name] = block
             views.append(decided)
             examples[name] = ex
@@ -193,7 +195,10 @@ def compute_metrics(
     }
     if held_view is not None:
         out["held_out"] = held_view
-    other = {k: v for k, v in retrieval.items() if k not in systems}
+    out.update(analysis_views(run, views, boot))
+    other = {
+        k: with_band(v, n_boot, run.seed, level) for k, v in retrieval.items() if k not in systems
+    }
     if other:
         out["retrieval_other"] = other
     for key in ("fusion", "cascade", "fusion_skipped"):
