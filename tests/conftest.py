@@ -31,3 +31,20 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
         return CliResult(code=code, out=captured.out, err=captured.err)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    """A run directory made once per session by `reidbench demo --no-lvlm` (offline),
+    for the slow tests that check the demo's report and exports."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("demo-session") / "demo"
+    subprocess.run(
+        [sys.executable, "-m", "reidbench", "demo", "--out", str(out), "--no-lvlm"],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    return out

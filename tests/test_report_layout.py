@@ -10,8 +10,6 @@ and on a report with an LVLM (tests/report_runs.py). Skipped where Chromium is a
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -65,19 +63,11 @@ PROBE = r"""(() => {
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory) -> dict[str, Path]:
+def reports(tmp_path_factory, demo_run) -> dict[str, Path]:
     """The demo's report (no LVLM: offline) and the hand-built report with an LVLM."""
-    base = tmp_path_factory.mktemp("layout")
-    demo = base / "demo"
-    subprocess.run(
-        [sys.executable, "-m", "reidbench", "demo", "--out", str(demo), "--no-lvlm"],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    run, metrics = make_run(base / "lvlm", missing_images=True)
+    run, metrics = make_run(tmp_path_factory.mktemp("layout"), missing_images=True)
     write_report(run, metrics)
-    return {"demo": demo / "report.html", "lvlm": run / "report.html"}
+    return {"demo": demo_run / "report.html", "lvlm": run / "report.html"}
 
 
 def _measure(path: Path, width: int) -> dict:
