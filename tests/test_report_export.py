@@ -53,6 +53,7 @@ def test_unknown_kind_is_one_line_and_exit_2(run_cli, lvlm_run):
     assert not (run / "export").exists()
 
 
+@pytest.mark.slow
 def test_every_table_and_figure_is_exported(lvlm_run, monkeypatch):
     """Instrument Table and FigureData: whatever the report makes, the export finds."""
     run, metrics = lvlm_run
@@ -83,6 +84,7 @@ def test_every_table_and_figure_is_exported(lvlm_run, monkeypatch):
     assert [t.name for t in again[0]] + [f.name for f in again[1]] == names
 
 
+@pytest.mark.slow
 def test_cli_writes_the_files_under_stable_names(run_cli, lvlm_run):
     run, _ = lvlm_run
     result = run_cli("report", run, "--export", "latex,csv,figures")
@@ -197,6 +199,7 @@ def test_exported_tables_compile_with_pdflatex(tmp_path, lvlm_run):
         assert (tmp_path / f"doc-{int(booktabs)}.pdf").read_bytes().startswith(b"%PDF-")
 
 
+@pytest.mark.slow
 def test_figures_parse_and_embed_fonts(lvlm_run, tmp_path):
     run, metrics = lvlm_run
     written = export.write_exports(run, metrics, ["figures"])
