@@ -56,7 +56,7 @@ def test_unknown_kind_is_one_line_and_exit_2(run_cli, lvlm_run):
 @pytest.mark.slow
 def test_every_table_and_figure_is_exported(lvlm_run, monkeypatch):
     """Instrument Table and FigureData: whatever the report makes, the export finds."""
-    run, metrics = lvlm_run
+    _, metrics = lvlm_run
     made_tables: list[Table] = []
     made_figures: list[plots.FigureData] = []
     table_init, figure_new = Table.__init__, plots.FigureData.__new__
@@ -113,7 +113,7 @@ def test_cli_writes_the_files_under_stable_names(run_cli, lvlm_run):
 
 
 def test_csv_equals_the_table_and_metrics(lvlm_run):
-    run, metrics = lvlm_run
+    _, metrics = lvlm_run
     context = build_context(metrics, {}, generated="x")
     tables, _ = export.collect(context)
     summary = next(t.item for t in tables if t.name == "summary")
@@ -186,7 +186,7 @@ def test_exported_tables_compile_with_pdflatex(tmp_path, lvlm_run):
     hostile.write_text(
         export.table_latex(Table([("AUC", "")], [Row(HOSTILE, [Cell("0.5", ci="[0.4, 0.6]")])]))
     )
-    files = sorted((run / "export").glob("table-*.tex")) + [hostile]
+    files = [*sorted((run / "export").glob("table-*.tex")), hostile]
     assert len(files) > 5
     have_booktabs = (
         subprocess.run(["kpsewhich", "booktabs.sty"], capture_output=True).returncode == 0

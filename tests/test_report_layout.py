@@ -31,7 +31,8 @@ PROBE = r"""(() => {
   const where = el => { const s = el.closest("section"); return s ? s.id : "top"; };
   const hidden = el => el.closest("details:not([open])") !== null;
   const out = {scrollWidth: de.scrollWidth, clientWidth: vw, overflow: [], boxes: [], figures: []};
-  const blocks = "table, figure, img, pre, dl, .card, .example, .confusion, h1, h2, h3, p, li, .howto";
+  const blocks = "table, figure, img, pre, dl, .card, .example, .confusion, h1, h2, h3, p, li,"
+    + " .howto";
   for (const el of document.querySelectorAll(blocks)) {
     if (hidden(el)) continue;
     const box = el.closest(".scroll") || el;

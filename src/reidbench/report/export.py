@@ -153,7 +153,9 @@ def csv_rows(table: Table) -> list[list[str]]:
     """
     labels = [label for label, _ in table.columns]
     has_sub = any(r.sub for r in table.rows)
-    with_ci = [any(i < len(r.cells) and r.cells[i].ci for r in table.rows) for i in range(len(labels))]
+    with_ci = [
+        any(i < len(r.cells) and r.cells[i].ci for r in table.rows) for i in range(len(labels))
+    ]
     with_detail = [
         any(i < len(r.cells) and r.cells[i].sub for r in table.rows) for i in range(len(labels))
     ]
@@ -285,7 +287,7 @@ def figure_files(fig: FigureData) -> dict[str, bytes]:
 
     from reidbench.report import plots
 
-    rc = {**plots._RC, "pdf.fonttype": 42}
+    rc: Any = {**plots._RC, "pdf.fonttype": 42}  # matplotlib types keys as literals
     out = {}
     with matplotlib.rc_context(rc):
         for ext, meta in (

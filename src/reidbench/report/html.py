@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
-
-import re
 
 import jinja2
 from markupsafe import Markup, escape
 
 # Break opportunities in system names: after separators (not "_" or ".": "osnet_x1_0"
-# and "gpt-4.1" read badly split there), so "fused(osnet_x1_0+efficientnet-lite0)" wraps as "fused(" / "osnet_x1_0+" / ... and
-# never mid-word.
+# and "gpt-4.1" read badly split there), so "fused(osnet_x1_0+efficientnet-lite0)"
+# wraps as "fused(" / "osnet_x1_0+" / ... and never mid-word.
 _BREAK_AFTER = re.compile(r"(?<=[(+\-/:,|@\]])(?=\w|[(\[])")
 
 

@@ -150,7 +150,10 @@ def to_data_uri(fig: Figure) -> FigureData:
         fig.savefig(
             buf,
             format="svg",
-            metadata={"Date": None, "Description": f"reidbench figure; smallest text {smallest:g} pt"},
+            metadata={
+                "Date": None,
+                "Description": f"reidbench figure; smallest text {smallest:g} pt",
+            },
         )
     uri = "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
     return FigureData(uri, fig, smallest)
@@ -225,7 +228,9 @@ def roc_plot(systems: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str]
     labels = ["chance"]
     for name, b in drawn:
         auc = b.get("auc")
-        labels.append(_legend_label(label_text(name) + (f" (AUC {auc:.3f})" if is_num(auc) else "")))
+        labels.append(
+            _legend_label(label_text(name) + (f" (AUC {auc:.3f})" if is_num(auc) else ""))
+        )
     with matplotlib.rc_context(_RC):
         fig, ax = _square_with_legend(labels)
         ax.plot([0, 1], [0, 1], color="#b0b6bd", linestyle=":", linewidth=1, label=labels[0])
@@ -315,7 +320,9 @@ def calibration_plot(
     labels = ["perfect"]
     for name, cal, _ in drawn:
         ece = cal.get("ece")
-        labels.append(_legend_label(label_text(name) + (f" (ECE {ece:.3f})" if is_num(ece) else "")))
+        labels.append(
+            _legend_label(label_text(name) + (f" (ECE {ece:.3f})" if is_num(ece) else ""))
+        )
     with matplotlib.rc_context(_RC):
         fig, ax = _square_with_legend(labels)
         ax.plot([0, 1], [0, 1], color="#b0b6bd", linestyle=":", linewidth=1, label="perfect")
@@ -414,7 +421,9 @@ def cmc_plot(retrieval: Mapping[str, Mapping[str, Any]], colors: Mapping[str, st
     labels = []
     for name, cmc in drawn:
         r1 = retrieval[name].get("rank1", cmc[0])
-        labels.append(_legend_label(label_text(name) + (f" (rank-1 {r1:.3f})" if is_num(r1) else "")))
+        labels.append(
+            _legend_label(label_text(name) + (f" (rank-1 {r1:.3f})" if is_num(r1) else ""))
+        )
     legend_h = _legend_height(labels)
     with matplotlib.rc_context(_RC):
         fig = _figure(4.2, 3.2 + legend_h, margins=(0.62, 0.2, 0.55 + legend_h, 0.32))
