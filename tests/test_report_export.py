@@ -238,6 +238,7 @@ def test_a_failed_export_leaves_nothing(lvlm_run, monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # may make the demo run (shared fixture)
 def test_the_demo_exports_under_stable_names(demo_run, run_cli):
     result = run_cli("report", demo_run, "--export", "all")
     assert result.code == 0, result.err

@@ -4,8 +4,8 @@ Measured through the DevTools protocol (the page itself stays script-free): the 
 never scrolls sideways, no table, figure or card reaches past the viewport unless it
 sits in a horizontal scroll box, and the smallest text of every figure renders at
 10 CSS px or more (each SVG records its smallest text size; report/plots.py).
-Run on the demo's report (embedders and a fused system, made by `reidbench demo`)
-and on a report with an LVLM (tests/report_runs.py). Skipped where Chromium is absent.
+Run on the demo's report (the demo's config: embedders, a fused system, retrieval;
+conftest.demo_run) and on a report with an LVLM (tests/report_runs.py). Skipped where Chromium is absent.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from reidbench.report import write_report
 from reidbench.report.browser import find_chromium, inspect_page
 from report_runs import make_run
 
-pytestmark = pytest.mark.skipif(
-    find_chromium() is None, reason="chromium not installed: apt-get install chromium"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        find_chromium() is None, reason="chromium not installed: apt-get install chromium"
+    ),
+    pytest.mark.timeout(900),  # the first test also makes the demo run (shared fixture)
+]
 
 MIN_FIGURE_TEXT_PX = 10.0
 
