@@ -5,7 +5,8 @@ never scrolls sideways, no table, figure or card reaches past the viewport unles
 sits in a horizontal scroll box, and the smallest text of every figure renders at
 10 CSS px or more (each SVG records its smallest text size; report/plots.py).
 Run on the demo's report (the demo's config: embedders, a fused system, retrieval;
-conftest.demo_run) and on a report with an LVLM (tests/report_runs.py). Skipped where Chromium is absent.
+conftest.demo_run) and on a report with an LVLM (tests/report_runs.py). Skipped where
+Chromium is absent.
 """
 
 from __future__ import annotations
