@@ -29,7 +29,7 @@ pytestmark = [
 MIN_FIGURE_TEXT_PX = 10.0
 
 # Everything a reader sees as a block; each must fit the viewport, or its scroll box must.
-PROBE = r"""(() => {
+PROBE = r"""((print) => {
   const de = document.documentElement;
   const vw = de.clientWidth;
   const where = el => { const s = el.closest("section"); return s ? s.id : "top"; };
@@ -39,7 +39,7 @@ PROBE = r"""(() => {
     + " .howto";
   for (const el of document.querySelectorAll(blocks)) {
     if (hidden(el)) continue;
-    const box = el.closest(".scroll") || el;
+    const box = print ? el : (el.closest(".scroll") || el);
     const r = box.getBoundingClientRect();
     if (r.width === 0) continue;
     if (r.left < -0.5 || r.right > vw + 0.5) {
@@ -64,7 +64,7 @@ PROBE = r"""(() => {
       width_pt: width ? parseFloat(width[1]) : null, min_pt: small ? parseFloat(small[1]) : null});
   }
   return out;
-})()"""
+})(PRINT)"""
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +75,9 @@ def reports(tmp_path_factory, demo_run) -> dict[str, Path]:
     return {"demo": demo_run / "report.html", "lvlm": run / "report.html"}
 
 
-def _measure(path: Path, width: int) -> dict:
-    page = inspect_page(path, width=width, height=900, probe=PROBE)
+def _measure(path: Path, width: int, media: str | None = None) -> dict:
+    probe = PROBE.replace("PRINT", "true" if media == "print" else "false")
+    page = inspect_page(path, width=width, height=900, probe=probe, media=media)
     assert page.errors == []
     return page.probed
 
@@ -118,6 +119,16 @@ def test_a_phone_scrolls_wide_tables_inside_their_box(reports):
     wide = [b for b in m["boxes"] if b["scroll"] > b["client"] + 1]
     assert any(b["section"] == "summary" for b in wide)
     assert m["scrollWidth"] <= 390
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["demo", "lvlm"])
+def test_print_fits_the_page(reports, which):
+    """Print stylesheet: nothing scrolls on paper, so every table and figure must fit the
+    printable width of A4 (210 mm - 2 x 14 mm margins = 688 CSS px; Letter is wider)."""
+    m = _measure(reports[which], 688, media="print")
+    assert m["scrollWidth"] <= m["clientWidth"]
+    assert m["overflow"] == [], "tables or figures wider than the paper"
 
 
 def test_the_check_catches_overflow(tmp_path):

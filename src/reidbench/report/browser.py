@@ -185,6 +185,7 @@ def inspect_page(
     chromium: str | None = None,
     timeout: float = 60.0,
     probe: str | None = None,
+    media: str | None = None,
 ) -> PageReport:
     """Load a local HTML file in headless Chromium and report what rendered.
 
@@ -192,7 +193,8 @@ def inspect_page(
     page); `scale` is the device pixel ratio of the screenshot. `probe`: a JavaScript
     expression evaluated in the loaded page through DevTools (not subject to the page's
     CSP; the page itself stays script-free) whose JSON-serialisable value is returned as
-    `probed`, e.g. element measurements for the layout test.
+    `probed`, e.g. element measurements for the layout test. `media`: a CSS media type
+    to emulate ("print" applies the print stylesheet).
     """
     browser = chromium or find_chromium()
     if browser is None:
@@ -225,7 +227,7 @@ def inspect_page(
             os.close(from_chrome_w)
         pipe = _Pipe(from_chrome_r, to_chrome_w, timeout)
         try:
-            return _inspect(pipe, url, width, height, scale, screenshot, probe)
+            return _inspect(pipe, url, width, height, scale, screenshot, probe, media)
         finally:
             with contextlib.suppress(OSError):  # already gone: nothing to close
                 os.write(
@@ -249,6 +251,7 @@ def _inspect(
     scale: float,
     screenshot: str,
     extra_probe: str | None = None,
+    media: str | None = None,
 ) -> PageReport:
     target = pipe.send("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
@@ -256,6 +259,8 @@ def _inspect(
         pipe.send(f"{domain}.enable", session=session)
     metrics = {"width": width, "height": height, "deviceScaleFactor": scale, "mobile": False}
     pipe.send("Emulation.setDeviceMetricsOverride", metrics, session)
+    if media:
+        pipe.send("Emulation.setEmulatedMedia", {"media": media}, session)
     pipe.send("Page.navigate", {"url": url}, session)
     pipe.wait_event("Page.loadEventFired")
     probe = pipe.send(
