@@ -43,6 +43,7 @@ def test_kinds_are_checked():
             export.parse_kinds(bad)
 
 
+@pytest.mark.slow
 def test_unknown_kind_is_one_line_and_exit_2(run_cli, lvlm_run):
     run, _ = lvlm_run
     result = run_cli("report", run, "--export", "latex,docx")
