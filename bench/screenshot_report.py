@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path, help="a run directory with report.html")
     ap.add_argument("--out", type=Path, default=Path("docs/report-screenshot.png"))
-    ap.add_argument("--width", type=int, default=1280, help="viewport width, CSS pixels")
+    ap.add_argument("--width", type=int, default=1400, help="viewport width, CSS pixels")
     ap.add_argument("--height", type=int, default=1600, help="height of the top part shown")
     ap.add_argument("--full", action="store_true", help="the whole page, not the top part")
     args = ap.parse_args(argv)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import re
 
+import pytest
+
 from reidbench.report import plots
 
 
@@ -54,14 +56,16 @@ def test_figures_are_deterministic_svg_without_text_or_scripts():
     systems = {"a $x$": _system(0.0), "<b>": _system(0.1)}
     colours = plots.system_colors(list(systems))
     for make in (
-        lambda: plots.roc_pr_plot(systems, colours, 0.5),
+        lambda: plots.roc_plot(systems, colours),
+        lambda: plots.pr_plot(systems, colours, 0.5),
         lambda: plots.calibration_plot(systems, colours),
-        lambda: plots.histogram_plot(systems, colours),
+        lambda: "".join(uri for _, uri in plots.histogram_plots(systems, colours)),
         lambda: plots.cmc_plot({"a $x$": {"cmc": [0.2, 0.5]}, "<b>": {"cmc": [0.1, 0.3]}}, colours),
     ):
         first, second = make(), make()
         assert first == second
-        svg = _svg(first)
+        # histograms: one figure per system, checked together
+        svg = "".join(_svg("data:" + part) for part in first.split("data:")[1:])
         assert svg.lstrip().startswith("<?xml") and "<svg" in svg
         assert "<script" not in svg and "<text" not in svg  # labels are paths
         assert not re.search(r"<dc:date>", svg)
@@ -71,9 +75,10 @@ def test_figures_are_deterministic_svg_without_text_or_scripts():
 def test_nothing_to_draw_gives_none():
     empty = {"x": {"curves": {"roc": None, "calibration": None}, "distributions": None}}
     colours = plots.system_colors(["x"])
-    assert plots.roc_pr_plot(empty, colours, 0.5) is None
+    assert plots.roc_plot(empty, colours) is None
+    assert plots.pr_plot(empty, colours, 0.5) is None
     assert plots.calibration_plot(empty, colours) is None
-    assert plots.histogram_plot(empty, colours) is None
+    assert plots.histogram_plots(empty, colours) == []
     assert plots.cmc_plot({"x": {"cmc": []}}, colours) is None
     assert plots.cascade_plot([{"fraction_sent": 0.0, "f1": 0.5}], None, "#000000") is None
     assert plots.cmc_before_after([], [0.5], "#000000") is None
@@ -90,3 +95,34 @@ def test_cascade_curve_has_a_cost_axis_and_the_operating_point():
     assert plots.PALETTE[2].lower() in svg.lower()
     before_after = _svg(plots.cmc_before_after([0.4, 0.6], [0.5, 0.7], plots.PALETTE[0]))
     assert plots.DIFFERENT_COLOUR.lower() in before_after.lower()
+
+
+def test_figures_stay_legible_on_a_phone():
+    """Every figure is at most MAX_WIDTH_IN wide with text of at least MIN_FONT_PT, and
+    says so in its SVG (the browser layout test reads it)."""
+    systems = {"fused(osnet_x1_0+efficientnet-lite0)" * 2: _system(0.0), "b": _system(0.1)}
+    colours = plots.system_colors(list(systems))
+    figures = [
+        plots.roc_plot(systems, colours),
+        plots.pr_plot(systems, colours, 0.5),
+        plots.calibration_plot(systems, colours),
+        *(u for _, u in plots.histogram_plots(systems, colours)),
+        plots.cmc_plot({"a": {"cmc": [0.2, 0.5]}}, colours),
+        plots.cascade_plot(
+            [{"fraction_sent": f, "f1": 0.6, "usd_per_1000_pairs": f} for f in (0, 1)],
+            {"fraction_sent": 0.5, "f1": 0.6},
+            "#000000",
+        ),
+        plots.cmc_before_after([0.4, 0.6], [0.5, 0.7], plots.PALETTE[0]),
+    ]
+    for uri in figures:
+        assert isinstance(uri, plots.FigureData)
+        width_in, _ = uri.figure.get_size_inches()
+        assert width_in <= plots.MAX_WIDTH_IN
+        assert uri.min_font_pt >= plots.MIN_FONT_PT
+        svg = _svg(uri)
+        assert f"smallest text {uri.min_font_pt:g} pt" in svg
+        width_pt = float(re.search(r'<svg[^>]*\swidth="([\d.]+)pt"', svg).group(1))
+        assert width_pt == pytest.approx(72 * width_in)
+        # at a phone's content width (362 CSS px) the smallest text is at least 10 px
+        assert uri.min_font_pt * 362 / width_pt >= 10

@@ -87,15 +87,31 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
         run_dir: Annotated[Path, typer.Argument(help="A run directory made by `run`.")],
+        export: Annotated[
+            str | None,
+            typer.Option(
+                "--export",
+                help="Also write publication files into DIR/export/: a comma-separated "
+                "list of latex, csv, figures (or all). See docs/report.md.",
+            ),
+        ] = None,
     ) -> None:
         """Write DIR/metrics.json and DIR/report.html from a run directory."""
         from reidbench.experiment import write_run_outputs
+        from reidbench.report.export import parse_kinds, write_exports
 
+        kinds = parse_kinds(export) if export is not None else []  # bad kinds: before any work
         if not (run_dir / "scores.parquet").is_file():
             raise UserError(
                 f"{run_dir}: no scores.parquet here; pass a run directory made by `reidbench run`"
             )
         print_result(write_run_outputs(run_dir, log=log))
+        if kinds:
+            import json
+
+            metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+            written = write_exports(run_dir, metrics, kinds)
+            log(f"wrote {len(written)} files into {run_dir / 'export'}")
 
     @app.command("demo")
     def demo(

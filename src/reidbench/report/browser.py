@@ -84,6 +84,7 @@ class PageReport:
     section_ids: list[str]
     errors: list[str] = field(default_factory=list)  # console errors, exceptions, CSP blocks
     screenshot: bytes | None = None  # PNG
+    probed: Any = None  # the JSON value of the caller's `probe` expression, if given
 
     @property
     def broken_images(self) -> list[dict[str, Any]]:
@@ -183,11 +184,17 @@ def inspect_page(
     screenshot: str = "none",
     chromium: str | None = None,
     timeout: float = 60.0,
+    probe: str | None = None,
+    media: str | None = None,
 ) -> PageReport:
     """Load a local HTML file in headless Chromium and report what rendered.
 
     `screenshot`: "none", "viewport" (width x height CSS pixels) or "full" (the whole
-    page); `scale` is the device pixel ratio of the screenshot.
+    page); `scale` is the device pixel ratio of the screenshot. `probe`: a JavaScript
+    expression evaluated in the loaded page through DevTools (not subject to the page's
+    CSP; the page itself stays script-free) whose JSON-serialisable value is returned as
+    `probed`, e.g. element measurements for the layout test. `media`: a CSS media type
+    to emulate ("print" applies the print stylesheet).
     """
     browser = chromium or find_chromium()
     if browser is None:
@@ -220,7 +227,7 @@ def inspect_page(
             os.close(from_chrome_w)
         pipe = _Pipe(from_chrome_r, to_chrome_w, timeout)
         try:
-            return _inspect(pipe, url, width, height, scale, screenshot)
+            return _inspect(pipe, url, width, height, scale, screenshot, probe, media)
         finally:
             with contextlib.suppress(OSError):  # already gone: nothing to close
                 os.write(
@@ -237,7 +244,14 @@ def inspect_page(
 
 
 def _inspect(
-    pipe: _Pipe, url: str, width: int, height: int, scale: float, screenshot: str
+    pipe: _Pipe,
+    url: str,
+    width: int,
+    height: int,
+    scale: float,
+    screenshot: str,
+    extra_probe: str | None = None,
+    media: str | None = None,
 ) -> PageReport:
     target = pipe.send("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
@@ -245,12 +259,24 @@ def _inspect(
         pipe.send(f"{domain}.enable", session=session)
     metrics = {"width": width, "height": height, "deviceScaleFactor": scale, "mobile": False}
     pipe.send("Emulation.setDeviceMetricsOverride", metrics, session)
+    if media:
+        pipe.send("Emulation.setEmulatedMedia", {"media": media}, session)
     pipe.send("Page.navigate", {"url": url}, session)
     pipe.wait_event("Page.loadEventFired")
     probe = pipe.send(
         "Runtime.evaluate", {"expression": _PAGE_PROBE, "returnByValue": True}, session
     )
     data = json.loads(probe["result"]["value"])
+    probed = None
+    if extra_probe:
+        answer = pipe.send(
+            "Runtime.evaluate",
+            {"expression": f"JSON.stringify({extra_probe})", "returnByValue": True},
+            session,
+        )
+        if "exceptionDetails" in answer:
+            raise BrowserError(f"probe failed: {answer['exceptionDetails'].get('text')}")
+        probed = json.loads(answer["result"]["value"])
     shot = None
     if screenshot == "full":
         pipe.send(
@@ -272,4 +298,5 @@ def _inspect(
         section_ids=list(data["ids"]),
         errors=_errors(pipe.events),
         screenshot=shot,
+        probed=probed,
     )

@@ -128,19 +128,22 @@ def risk_coverage_plot(systems: Systems, colours: Colours) -> str | None:
             drawn.append((name, rc, xs, ys))
     if not drawn:
         return None
-    legend_h = 0.2 * (len(drawn) + 1)
+    labels = []
+    for name, rc, _, _ in drawn:
+        aurc = rc.get("aurc")
+        tag = f" (AURC {aurc:.3f})" if fmt.is_num(aurc) else ""
+        labels.append(plots._legend_label(plots.label_text(name) + tag))
+    legend_h = plots._legend_height(labels)
     with matplotlib.rc_context(plots._RC):
-        fig = plots._figure(5.6, 4.0 + legend_h, margins=(0.62, 0.15, 0.55 + legend_h, 0.32))
+        fig = plots._figure(4.2, 3.6 + legend_h, margins=(0.62, 0.15, 0.7 + legend_h, 0.5))
         ax = fig.subplots()
-        for name, rc, xs, ys in drawn:
-            aurc = rc.get("aurc")
-            tag = f" (AURC {aurc:.3f})" if fmt.is_num(aurc) else ""
+        for (name, rc, xs, ys), label in zip(drawn, labels, strict=True):
             ax.step(
                 [0.0, *xs],
                 [ys[0], *ys],
                 where="pre",
                 color=colours.get(name, plots.INK),
-                label=plots.label_text(name) + tag,
+                label=label,
             )
             cmax = rc.get("coverage_max")
             if fmt.is_num(cmax) and cmax < 1:
@@ -148,9 +151,9 @@ def risk_coverage_plot(systems: Systems, colours: Colours) -> str | None:
         ax.set(
             xlim=(0, 1.01),
             ylim=(0, max(0.55, max(max(ys) for _, _, _, ys in drawn) * 1.05)),
-            xlabel="coverage (share of pairs decided, most confident first)",
+            xlabel="coverage (share decided, most confident first)",
             ylabel="risk (error rate of those pairs)",
-            title="Risk-coverage (abstentions at coin-flip risk 0.5)",
+            title="Risk-coverage\n(abstentions at coin-flip risk 0.5)",
         )
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=1)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncols=1)
     return plots.to_data_uri(fig)

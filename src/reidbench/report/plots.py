@@ -1,7 +1,15 @@
 """The report's figures: matplotlib (Agg/SVG, no pyplot state) drawn from metrics.json blocks.
 
 Every figure is returned as a `data:image/svg+xml;base64,...` URI so the report
-stays one file. SVG keeps curves sharp at any zoom; text is drawn as paths
+stays one file; the URI is a `FigureData` (a `str`) that also keeps the matplotlib
+figure, so `reidbench report --export figures` writes the very same figure as SVG
+and PDF (report/export.py) without a second list of figures to maintain.
+
+Legibility rule (checked in a browser at 390 px, tests/test_report_layout.py): a
+figure is at most `MAX_WIDTH_IN` inches wide and its smallest text is `MIN_FONT_PT`
+points, so at phone width (about 360 CSS px of content) text renders at 10 px or
+more. Several panels are separate figures that the page lays out side by side on a
+wide screen and stacks on a narrow one. SVG keeps curves sharp at any zoom; text is drawn as paths
 (`svg.fonttype = "path"`), so a figure looks the same without any font installed
 and no label can carry markup. Output is deterministic for given inputs (fixed
 `svg.hashsalt`, no date in the metadata).
@@ -60,9 +68,40 @@ _RC = {
     "xtick.color": "#57606a",
     "ytick.color": "#57606a",
     "legend.frameon": False,
-    "legend.fontsize": 8.5,
+    "legend.fontsize": 9,
     "lines.linewidth": 1.8,
 }
+
+
+MAX_WIDTH_IN = 4.3  # widest figure: 310 pt, shown at >= 360 CSS px on a phone
+MIN_FONT_PT = 9.0  # smallest text in a figure: 9 pt * 360 / 310 = 10.4 px at 390 px
+
+
+class FigureData(str):
+    """A figure as a base64 SVG data URI (what the page embeds), carrying its matplotlib
+    `Figure` for the publication exports and the size of its smallest text in points."""
+
+    figure: Figure
+    min_font_pt: float
+
+    def __new__(cls, uri: str, figure: Figure, min_font_pt: float) -> FigureData:
+        obj = super().__new__(cls, uri)
+        obj.figure = figure
+        obj.min_font_pt = min_font_pt
+        return obj
+
+
+def min_font_pt(fig: Figure) -> float:
+    """Size in points of the smallest visible, non-empty text in a figure."""
+    from matplotlib.text import Text
+
+    sizes = [float(t.get_fontsize()) for t in fig.findobj(Text) if _shown(t)]
+    return min(sizes) if sizes else 0.0
+
+
+def _shown(t: Any) -> bool:
+    ax = t.axes
+    return bool(t.get_visible() and t.get_text().strip() and (ax is None or ax.get_visible()))
 
 
 def system_colors(names: Sequence[str]) -> dict[str, str]:
@@ -98,12 +137,26 @@ def _figure(
     return fig
 
 
-def to_data_uri(fig: Figure) -> str:
-    """Render a figure as a base64 SVG data URI (deterministic bytes)."""
+def to_data_uri(fig: Figure) -> FigureData:
+    """Render a figure as a base64 SVG data URI (deterministic bytes).
+
+    The SVG's description records the smallest text size, so a browser check can
+    compute how large that text renders without parsing paths.
+    """
     buf = io.BytesIO()
     with matplotlib.rc_context(_RC):
-        fig.savefig(buf, format="svg", metadata={"Date": None})
-    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+        fig.draw_without_rendering()  # tick labels exist only once the figure is laid out
+        smallest = min_font_pt(fig)
+        fig.savefig(
+            buf,
+            format="svg",
+            metadata={
+                "Date": None,
+                "Description": f"reidbench figure; smallest text {smallest:g} pt",
+            },
+        )
+    uri = "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return FigureData(uri, fig, smallest)
 
 
 def _nums(values: Any) -> list[float] | None:
@@ -128,79 +181,128 @@ def _operating_point(block: Mapping[str, Any]) -> tuple[float, float, float, flo
     return fp / (tn + fp), tp / (tp + fn), tp / (tp + fn), tp / (tp + fp)
 
 
-def roc_pr_plot(
-    systems: Mapping[str, Mapping[str, Any]],
-    colors: Mapping[str, str],
-    prevalence: float | None,
-) -> str | None:
-    """ROC and precision-recall curves of every system overlaid, operating points marked."""
-    drawn = [
+def _legend_label(text: str) -> str:
+    """A legend entry wrapped so it fits under a narrow figure (long fused-system names)."""
+    return "\n".join(textwrap.wrap(text, LEGEND_CHARS, break_on_hyphens=False)) or text
+
+
+LEGEND_CHARS = 46  # characters per legend line at 9 pt in a MAX_WIDTH_IN figure
+
+
+def _legend_height(labels: Sequence[str]) -> float:
+    """Inches needed under the axes for a one-column legend of these labels."""
+    lines = sum(label.count("\n") + 1 for label in labels)
+    return 0.2 * lines + 0.1
+
+
+def _roc_pr_drawn(systems: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, Mapping[str, Any]]]:
+    return [
         (name, b)
         for name, b in systems.items()
         if isinstance(b.get("curves", {}).get("roc"), dict)
         and _nums(b["curves"]["roc"].get("fpr"))
         and _nums(b["curves"]["roc"].get("tpr"))
     ]
+
+
+def _square_with_legend(labels: Sequence[str]) -> tuple[Figure, Any]:
+    """A MAX_WIDTH_IN-wide figure with a square plot and its legend underneath."""
+    legend_h = _legend_height(labels)
+    width = 4.2
+    side = width - 0.62 - 0.2
+    fig = _figure(width, side + 0.55 + 0.32 + legend_h, margins=(0.62, 0.2, 0.55 + legend_h, 0.32))
+    return fig, fig.subplots()
+
+
+def _legend_below(ax: Any, n: int) -> None:
+    if n:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=1)
+
+
+def roc_plot(systems: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str]) -> str | None:
+    """ROC curves of every system overlaid, operating points marked (its own figure, so it
+    sits beside the precision-recall figure on a wide screen and above it on a phone)."""
+    drawn = _roc_pr_drawn(systems)
     if not drawn:
         return None
+    labels = ["chance"]
+    for name, b in drawn:
+        auc = b.get("auc")
+        labels.append(
+            _legend_label(label_text(name) + (f" (AUC {auc:.3f})" if is_num(auc) else ""))
+        )
     with matplotlib.rc_context(_RC):
-        fig = _figure(10.0, 4.4, wspace=0.18)
-        roc_ax, pr_ax = fig.subplots(1, 2)
-        roc_ax.plot([0, 1], [0, 1], color="#b0b6bd", linestyle=":", linewidth=1, label="chance")
-        for name, b in drawn:
-            colour = colors[name]
+        fig, ax = _square_with_legend(labels)
+        ax.plot([0, 1], [0, 1], color="#b0b6bd", linestyle=":", linewidth=1, label=labels[0])
+        for (name, b), label in zip(drawn, labels[1:], strict=True):
             roc = b["curves"]["roc"]
-            auc = b.get("auc")
-            tag = f" (AUC {auc:.3f})" if is_num(auc) else ""
-            roc_ax.plot(roc["fpr"], roc["tpr"], color=colour, label=label_text(name) + tag)
-            pr = b["curves"].get("pr")
-            if isinstance(pr, dict) and _nums(pr.get("recall")) and _nums(pr.get("precision")):
-                ap = b.get("pr_auc")
-                tag = f" (AP {ap:.3f})" if is_num(ap) else ""
-                pr_ax.step(
-                    pr["recall"],
-                    pr["precision"],
-                    where="post",
-                    color=colour,
-                    label=label_text(name) + tag,
-                )
+            ax.plot(roc["fpr"], roc["tpr"], color=colors[name], label=label)
             op = _operating_point(b)
             if op is not None:
-                fpr, tpr, rec, prec = op
-                for ax, x, y in ((roc_ax, fpr, tpr), (pr_ax, rec, prec)):
-                    ax.plot(
-                        [x],
-                        [y],
-                        "o",
-                        color=colour,
-                        markersize=6.5,
-                        markeredgecolor="white",
-                        markeredgewidth=1.2,
-                        zorder=5,
-                    )
-        if is_num(prevalence):
-            pr_ax.axhline(
-                prevalence, color="#b0b6bd", linestyle=":", linewidth=1, label="chance (prevalence)"
-            )
-        roc_ax.set(
+                _mark(ax, op[0], op[1], colors[name])
+        ax.set(
             xlim=(-0.01, 1.01),
             ylim=(-0.01, 1.01),
             xlabel="false accept rate (FPR)",
             ylabel="true accept rate (TPR)",
             title="ROC",
         )
-        pr_ax.set(
+        ax.set_aspect("equal")
+        _legend_below(ax, len(labels))
+    return to_data_uri(fig)
+
+
+def pr_plot(
+    systems: Mapping[str, Mapping[str, Any]],
+    colors: Mapping[str, str],
+    prevalence: float | None,
+) -> str | None:
+    """Precision-recall curves of every system overlaid, operating points marked."""
+    drawn = []
+    for name, b in _roc_pr_drawn(systems):
+        pr = b["curves"].get("pr")
+        if isinstance(pr, dict) and _nums(pr.get("recall")) and _nums(pr.get("precision")):
+            ap = b.get("pr_auc")
+            tag = f" (AP {ap:.3f})" if is_num(ap) else ""
+            drawn.append((name, b, pr, _legend_label(label_text(name) + tag)))
+    if not drawn:
+        return None
+    labels = [d[3] for d in drawn] + (["chance (prevalence)"] if is_num(prevalence) else [])
+    with matplotlib.rc_context(_RC):
+        fig, ax = _square_with_legend(labels)
+        for name, b, pr, label in drawn:
+            ax.step(pr["recall"], pr["precision"], where="post", color=colors[name], label=label)
+            op = _operating_point(b)
+            if op is not None:
+                _mark(ax, op[2], op[3], colors[name])
+        if is_num(prevalence):
+            ax.axhline(
+                prevalence, color="#b0b6bd", linestyle=":", linewidth=1, label="chance (prevalence)"
+            )
+        ax.set(
             xlim=(-0.01, 1.01),
             ylim=(-0.01, 1.01),
             xlabel="recall",
             ylabel="precision",
             title="Precision-recall",
         )
-        for ax in (roc_ax, pr_ax):
-            ax.set_aspect("equal")
-        roc_ax.legend(loc="lower right")
-        pr_ax.legend(loc="lower left")
+        ax.set_aspect("equal")
+        _legend_below(ax, len(labels))
     return to_data_uri(fig)
+
+
+def _mark(ax: Any, x: float, y: float, colour: str) -> None:
+    """An operating point: a filled dot with a white rim, above the curves."""
+    ax.plot(
+        [x],
+        [y],
+        "o",
+        color=colour,
+        markersize=6.5,
+        markeredgecolor="white",
+        markeredgewidth=1.2,
+        zorder=5,
+    )
 
 
 def calibration_plot(
@@ -215,19 +317,21 @@ def calibration_plot(
             drawn.append((name, cal, bins))
     if not drawn:
         return None
-    legend_h = 0.2 * (len(drawn) + 1)  # the legend goes under the axes, clear of the data
+    labels = ["perfect"]
+    for name, cal, _ in drawn:
+        ece = cal.get("ece")
+        labels.append(
+            _legend_label(label_text(name) + (f" (ECE {ece:.3f})" if is_num(ece) else ""))
+        )
     with matplotlib.rc_context(_RC):
-        fig = _figure(5.6, 4.3 + legend_h, margins=(0.62, 0.15, 0.55 + legend_h, 0.32))
-        ax = fig.subplots()
+        fig, ax = _square_with_legend(labels)
         ax.plot([0, 1], [0, 1], color="#b0b6bd", linestyle=":", linewidth=1, label="perfect")
         total = max(sum(int(x["n"]) for x in bins) for _, _, bins in drawn) or 1
-        for name, cal, bins in drawn:
+        for (name, _, bins), label in zip(drawn, labels[1:], strict=True):
             xs = [x["mean_predicted"] for x in bins]
             ys = [x["fraction_positive"] for x in bins]
-            sizes = [12 + 220 * math.sqrt(x["n"] / total) for x in bins]
-            ece = cal.get("ece")
-            tag = f" (ECE {ece:.3f})" if is_num(ece) else ""
-            ax.plot(xs, ys, color=colors[name], linewidth=1.4, label=label_text(name) + tag)
+            sizes = [12 + 160 * math.sqrt(x["n"] / total) for x in bins]
+            ax.plot(xs, ys, color=colors[name], linewidth=1.4, label=label)
             ax.scatter(
                 xs,
                 ys,
@@ -243,10 +347,10 @@ def calibration_plot(
             ylim=(-0.01, 1.01),
             xlabel="mean score / scale in bin",
             ylabel="fraction of same-person pairs",
-            title="Calibration (marker area ~ pairs in bin)",
+            title="Calibration (marker area ~ pairs)",
         )
         ax.set_aspect("equal")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=1)
+        _legend_below(ax, len(labels))
     return to_data_uri(fig)
 
 
@@ -259,53 +363,52 @@ def _occupied_range(edges: list[float], counts: list[int]) -> tuple[float, float
     return edges[lo], edges[hi]
 
 
-def histogram_plot(
+def histogram_plots(
     systems: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str]
-) -> str | None:
-    """Score histograms by true label, one panel per system, threshold marked."""
-    drawn = []
+) -> list[tuple[str, FigureData]]:
+    """Score histograms by true label, one figure per system (name, figure), threshold
+    marked. Separate figures, so the page shows three across on a wide screen and one
+    per row on a phone, each at a readable size."""
+    out = []
     for name, b in systems.items():
         h = (b.get("distributions") or {}).get("histogram")
         if not isinstance(h, dict):
             continue
         edges, same, diff = _nums(h.get("edges")), h.get("same"), h.get("different")
         if edges and isinstance(same, list) and isinstance(diff, list) and (sum(same) + sum(diff)):
-            drawn.append((name, b, edges, same, diff))
-    if not drawn:
-        return None
-    ncols = min(3, len(drawn))
-    nrows = math.ceil(len(drawn) / ncols)
+            out.append((name, _histogram(name, b, edges, same, diff, colors[name])))
+    return out
+
+
+def _histogram(
+    name: str,
+    b: Mapping[str, Any],
+    edges: list[float],
+    same: list[int],
+    diff: list[int],
+    colour: str,
+) -> FigureData:
     # Long names (fused systems) wrap onto extra title lines instead of running off the figure.
-    titles = {n: textwrap.wrap(label_text(n), 38, break_on_hyphens=False) for n, *_ in drawn}
-    extra = 0.17 * (max(len(t) for t in titles.values()) - 1)
+    title = textwrap.wrap(label_text(name), 40, break_on_hyphens=False) or [""]
+    extra = 0.18 * (len(title) - 1)
     with matplotlib.rc_context(_RC):
-        fig = _figure(
-            10.0 if ncols > 1 else 5.0,
-            (2.7 + extra) * nrows + 0.3,
-            margins=(0.62, 0.15, 0.5, 0.32 + extra),
-            wspace=0.28,
-            hspace=0.62 + extra / 2.2,
-        )
-        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-        for ax, (name, b, edges, same, diff) in zip(axes, drawn, strict=False):
-            colour = colors[name]
-            ax.stairs(diff, edges, fill=True, color=DIFFERENT_COLOUR, alpha=0.45)
-            ax.stairs(diff, edges, color=DIFFERENT_COLOUR, linewidth=1.1, label="different person")
-            ax.stairs(same, edges, fill=True, color=colour, alpha=0.45)
-            ax.stairs(same, edges, color=colour, linewidth=1.3, label="same person")
-            lo, hi = _occupied_range(edges, [a + c for a, c in zip(same, diff, strict=True)])
-            thr = b.get("threshold")
-            if is_num(thr):
-                ax.axvline(thr, color=INK, linestyle="--", linewidth=1.1, label="threshold")
-                lo, hi = min(lo, thr), max(hi, thr)
-            ax.set_xlim(lo, hi)
-            ax.set_title("\n".join(titles[name]), color=colour, fontweight="bold", loc="left")
-            ax.set_xlabel(f"score (scale 0-{b.get('scale', 1):g})")
-            ax.set_ylabel("pairs")
-            ax.grid(axis="x", visible=False)
-            ax.legend(loc="best", fontsize=7.5, handlelength=1.4)
-        for ax in axes[len(drawn) :]:
-            ax.set_visible(False)
+        fig = _figure(4.2, 3.0 + extra, margins=(0.62, 0.15, 0.5, 0.32 + extra))
+        ax = fig.subplots()
+        ax.stairs(diff, edges, fill=True, color=DIFFERENT_COLOUR, alpha=0.45)
+        ax.stairs(diff, edges, color=DIFFERENT_COLOUR, linewidth=1.1, label="different person")
+        ax.stairs(same, edges, fill=True, color=colour, alpha=0.45)
+        ax.stairs(same, edges, color=colour, linewidth=1.3, label="same person")
+        lo, hi = _occupied_range(edges, [a + c for a, c in zip(same, diff, strict=True)])
+        thr = b.get("threshold")
+        if is_num(thr):
+            ax.axvline(thr, color=INK, linestyle="--", linewidth=1.1, label="threshold")
+            lo, hi = min(lo, thr), max(hi, thr)
+        ax.set_xlim(lo, hi)
+        ax.set_title("\n".join(title), color=colour, fontweight="bold", loc="left")
+        ax.set_xlabel(f"score (scale 0-{b.get('scale', 1):g})")
+        ax.set_ylabel("pairs")
+        ax.grid(axis="x", visible=False)
+        ax.legend(loc="best", handlelength=1.4)
     return to_data_uri(fig)
 
 
@@ -315,14 +418,19 @@ def cmc_plot(retrieval: Mapping[str, Mapping[str, Any]], colors: Mapping[str, st
     drawn = [(n, c) for n, c in drawn if c]
     if not drawn:
         return None
+    labels = []
+    for name, cmc in drawn:
+        r1 = retrieval[name].get("rank1", cmc[0])
+        labels.append(
+            _legend_label(label_text(name) + (f" (rank-1 {r1:.3f})" if is_num(r1) else ""))
+        )
+    legend_h = _legend_height(labels)
     with matplotlib.rc_context(_RC):
-        fig = _figure(5.6, 3.8)
+        fig = _figure(4.2, 3.2 + legend_h, margins=(0.62, 0.2, 0.55 + legend_h, 0.32))
         ax = fig.subplots()
-        for name, cmc in drawn:
+        for (name, cmc), label in zip(drawn, labels, strict=True):
             ranks = list(range(1, len(cmc) + 1))
-            r1 = retrieval[name].get("rank1", cmc[0])
-            tag = f" (rank-1 {r1:.3f})" if is_num(r1) else ""
-            ax.plot(ranks, cmc, color=colors.get(name, INK), label=label_text(name) + tag)
+            ax.plot(ranks, cmc, color=colors.get(name, INK), label=label)
         ax.set(
             xlim=(1, max(len(c) for _, c in drawn)),
             ylim=(0, 1.01),
@@ -330,7 +438,7 @@ def cmc_plot(retrieval: Mapping[str, Mapping[str, Any]], colors: Mapping[str, st
             ylabel="matching rate",
             title="CMC",
         )
-        ax.legend(loc="lower right")
+        _legend_below(ax, len(labels))
     return to_data_uri(fig)
 
 
@@ -350,7 +458,7 @@ def cascade_plot(
         return [x for x, _ in kept], [y for _, y in kept]
 
     with matplotlib.rc_context(_RC):
-        fig = _figure(6.4, 3.9, margins=(0.62, 0.62, 0.5, 0.15))
+        fig = _figure(4.3, 3.9, margins=(0.62, 0.62, 1.3, 0.15))
         ax = fig.subplots()
         lines = []
         for key, style, label in (("f1", "-", "F1"), ("auc", "--", "AUC")):
@@ -383,10 +491,16 @@ def cascade_plot(
                 )
         ax.set(
             xlim=(-0.02, 1.02),
-            xlabel="fraction of held-out pairs sent to the LVLM",
+            xlabel="share of held-out pairs sent to the LVLM",
             ylabel="F1 / AUC (held-out)",
         )
-        ax.legend(lines, [ln.get_label() for ln in lines], loc="lower right")
+        ax.legend(
+            lines,
+            [ln.get_label() for ln in lines],
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.2),
+            ncols=2,
+        )
     return to_data_uri(fig)
 
 
@@ -396,7 +510,7 @@ def cmc_before_after(before: list[float], after: list[float], colour: str) -> st
     if not b or not a:
         return None
     with matplotlib.rc_context(_RC):
-        fig = _figure(5.6, 3.6)
+        fig = _figure(4.2, 3.4)
         ax = fig.subplots()
         ax.plot(
             range(1, len(b) + 1), b, color=DIFFERENT_COLOUR, label=f"before (rank-1 {b[0]:.3f})"
