@@ -34,7 +34,7 @@ def open_wal(
     db = sqlite3.connect(
         path,
         timeout=timeout_s,
-        isolation_level=None if autocommit else "",
+        isolation_level=None if autocommit else "DEFERRED",  # DEFERRED = sqlite3's default
         check_same_thread=check_same_thread,
     )
     deadline = time.monotonic() + wal_wait_s

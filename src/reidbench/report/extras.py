@@ -170,8 +170,8 @@ def _selection_table(sel: Mapping[str, Any]) -> Table | None:
     chosen = sel.get("chosen") if isinstance(sel.get("chosen"), list) else []
     rows = []
     for c in cands:
-        inputs = c.get("inputs") if isinstance(c.get("inputs"), list) else []
-        feats = c.get("features") if isinstance(c.get("features"), list) else []
+        inputs: list[Any] = c["inputs"] if isinstance(c.get("inputs"), list) else []
+        feats: list[Any] = c["features"] if isinstance(c.get("features"), list) else []
         std = c.get("cv_auc_std")
         mean = formatted(c.get("cv_auc_mean"), lambda v: fmt.num(v, 4))
         if fmt.is_num(std) and mean.text != fmt.DASH:

@@ -7,12 +7,12 @@ the two outputs never disagree about the same number.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 DASH = "—"
 
 
-def is_num(x: Any) -> bool:
+def is_num(x: Any) -> TypeGuard[float]:
     """A finite real number (bools are not numbers here)."""
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 

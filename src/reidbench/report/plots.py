@@ -51,7 +51,7 @@ DIFFERENT_COLOUR = "#8a8f98"  # the "different person" label in every histogram
 INK = "#1f2328"
 GRID = "#e6e8eb"
 
-_RC = {
+_RC: Any = {  # matplotlib's stubs type rc keys as literals; these are checked at import
     "svg.fonttype": "path",
     "svg.hashsalt": "reidbench-report",
     "font.family": "DejaVu Sans",
@@ -174,7 +174,7 @@ def _operating_point(block: Mapping[str, Any]) -> tuple[float, float, float, flo
     if not isinstance(c, dict) or block.get("n_decision_only"):
         return None  # decisions without scores are not on the curve
     tn, fp, fn, tp = (c.get(k) for k in ("tn", "fp", "fn", "tp"))
-    if not all(is_num(v) for v in (tn, fp, fn, tp)) or tp + fp == 0:
+    if not (is_num(tn) and is_num(fp) and is_num(fn) and is_num(tp)) or tp + fp == 0:
         return None
     if tn + fp == 0 or tp + fn == 0:
         return None
@@ -414,8 +414,7 @@ def _histogram(
 
 def cmc_plot(retrieval: Mapping[str, Mapping[str, Any]], colors: Mapping[str, str]) -> str | None:
     """Cumulative matching characteristic of each system that ran retrieval."""
-    drawn = [(n, _nums(r.get("cmc"))) for n, r in retrieval.items()]
-    drawn = [(n, c) for n, c in drawn if c]
+    drawn = [(n, c) for n, r in retrieval.items() if (c := _nums(r.get("cmc")))]
     if not drawn:
         return None
     labels = []
@@ -496,7 +495,7 @@ def cascade_plot(
         )
         ax.legend(
             lines,
-            [ln.get_label() for ln in lines],
+            [str(ln.get_label()) for ln in lines],
             loc="upper center",
             bbox_to_anchor=(0.5, -0.2),
             ncols=2,
@@ -504,7 +503,7 @@ def cascade_plot(
     return to_data_uri(fig)
 
 
-def cmc_before_after(before: list[float], after: list[float], colour: str) -> str | None:
+def cmc_before_after(before: Any, after: Any, colour: str) -> str | None:
     """CMC of a retrieval list before and after LVLM re-ranking."""
     b, a = _nums(before), _nums(after)
     if not b or not a:

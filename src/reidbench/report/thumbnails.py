@@ -53,6 +53,7 @@ class Thumbnails:
         return self._done[relpath]
 
     def _make(self, relpath: str) -> str | None:
+        assert self.root is not None  # get() returns early without a root
         root = self.root.resolve()
         target = (root / relpath).resolve()
         if not target.is_relative_to(root) or not target.is_file():
