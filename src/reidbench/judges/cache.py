@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from reidbench.errors import UserError
-from reidbench.judges.result import CACHEABLE, JudgeResult
+from reidbench.judges.result import JudgeResult, storable
 
 SCHEMA_VERSION = "1"
 DEFAULT_CLAIM_LEASE_S = 30.0  # a dead writer's claims lapse (and are taken over) after this
@@ -145,7 +145,7 @@ class ResponseCache:
         derivations: dict[str, list[str]] | None = None,
     ) -> None:
         """Store one answer (and the image derivations it used) in one committed transaction."""
-        if result.status not in CACHEABLE:
+        if not storable(result):
             raise ValueError(f"{result.status} results are never cached")
         stored = result.to_dict()
         stored["cached"] = False

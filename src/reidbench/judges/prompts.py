@@ -23,7 +23,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-ANSWER_KINDS = ("score", "decision")
+# "probability": a one-word yes/no answer scored by its first token's log-probabilities
+# (judges/logprobs.py); no structured output, so its schema is optional.
+ANSWER_KINDS = ("score", "decision", "probability")
 IMAGE_MODES = ("pair", "composite")
 _REQUIRED = ("id", "version", "answer", "system", "task", "format", "images", "schema")
 
@@ -32,7 +34,8 @@ _REQUIRED = ("id", "version", "answer", "system", "task", "format", "images", "s
 class Prompt:
     id: str
     version: str
-    answer: str  # "score": the model gives a 0-100 score; "decision": same/different + confidence
+    answer: str  # "score": a 0-100 score; "decision": same/different + confidence;
+    # "probability": yes/no, scored 100 * P(yes) / (P(yes) + P(no)) from log-probabilities
     system: str
     task: str
     format: str
@@ -55,6 +58,8 @@ def _clean(text: str) -> str:
 
 
 def _from_data(data: dict[str, Any], source: str) -> Prompt:
+    if data.get("answer") == "probability":
+        data = {"schema": {}, **data}  # answered in one word: no JSON schema to enforce
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise UserError(f"{source}: prompt file lacks {missing}; see docs/judges.md for the format")
@@ -67,7 +72,10 @@ def _from_data(data: dict[str, Any], source: str) -> Prompt:
     schema = dict(data["schema"])
     props = schema.get("properties", {})
     needed = ("score",) if data["answer"] == "score" else ("decision", "confidence")
-    if schema.get("type") != "object" or any(k not in props for k in needed):
+    if data["answer"] == "probability":
+        if schema:
+            raise UserError(f"{source}: a probability prompt has no [schema]; remove it")
+    elif schema.get("type") != "object" or any(k not in props for k in needed):
         raise UserError(
             f"{source}: [schema] must be an object schema with properties {list(needed)}"
         )
