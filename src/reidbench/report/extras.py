@@ -400,4 +400,7 @@ def extra_sections(metrics: Mapping[str, Any], colours: Mapping[str, str]) -> li
         out.append(
             ExtraSection("rerank", "Re-ranking", RERANK_HOWTO, [_rerank_block(rerank, colours)])
         )
+    from reidbench.report.sensitivity import sensitivity_sections  # it imports this module
+
+    out.extend(sensitivity_sections(metrics, colours))
     return out

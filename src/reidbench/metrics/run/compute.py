@@ -24,6 +24,7 @@ from reidbench.metrics.run.fused import fused_systems, system_on
 from reidbench.metrics.run.headline import system_block
 from reidbench.metrics.run.like_for_like import held_out_view
 from reidbench.metrics.run.negatives import by_negative_kind, mined_mask, miner_warnings
+from reidbench.metrics.run.prompts import prompt_blocks
 from reidbench.metrics.run.thresholds import DEFAULT_RULE, RULE_TEXT, RULES, Decided
 from reidbench.progress import NullProgress, Progress
 from reidbench.rundir import RunDir, clean_json, open_run, read_json
@@ -190,6 +191,7 @@ def compute_metrics(
         "warnings": miner_warnings(miner, run.entries),
         "failures": {"ranking": fail.rank_systems(counts), "examples": examples},
     }
+    out.update(prompt_blocks(systems, comps, views))  # models asked with several prompts
     if held_view is not None:
         out["held_out"] = held_view
     other = {k: v for k, v in retrieval.items() if k not in systems}
