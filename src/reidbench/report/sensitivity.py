@@ -49,7 +49,7 @@ _SYSTEM_COLS = [
 
 def _p_cell(test: Mapping[str, Any], why: str) -> Cell:
     p, n = test.get("p_value"), test.get("resamples")
-    if fmt.is_num(p) and p == 0 and fmt.is_num(n) and n > 0:
+    if fmt.is_num(p) and p == 0 and isinstance(n, int) and n > 0:
         return Cell(f"< {fmt.pvalue(1 / n)}")
     return formatted(p, fmt.pvalue, why)
 

@@ -13,7 +13,7 @@ system blocks and paired comparisons hold, so the numbers match the rest of metr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,7 +83,9 @@ def _spread(values: list[Any]) -> dict[str, Any] | None:
     return {"min": min(nums), "max": max(nums), "spread": max(nums) - min(nums)}
 
 
-def _find(comps: list[Mapping[str, Any]], a: str, b: str) -> tuple[Mapping[str, Any], bool] | None:
+def _find(
+    comps: Sequence[Mapping[str, Any]], a: str, b: str
+) -> tuple[Mapping[str, Any], bool] | None:
     """The comparison entry of a and b, and whether it is stored as (b, a)."""
     for c in comps:
         if c.get("a") == a and c.get("b") == b:
@@ -107,7 +109,7 @@ def _oriented(entry: Mapping[str, Any], swapped: bool) -> dict[str, Any]:
     return d
 
 
-def _pairwise(members: list[dict[str, Any]], comps: list[Mapping[str, Any]]) -> list[dict]:
+def _pairwise(members: list[dict[str, Any]], comps: Sequence[Mapping[str, Any]]) -> list[dict]:
     out = []
     for i, a in enumerate(members):
         for b in members[i + 1 :]:
@@ -128,7 +130,7 @@ def _pairwise(members: list[dict[str, Any]], comps: list[Mapping[str, Any]]) -> 
     return out
 
 
-def _versus(model: str, members: list[dict[str, Any]], comps: list[Mapping[str, Any]]) -> list:
+def _versus(model: str, members: list[dict[str, Any]], comps: Sequence[Mapping[str, Any]]) -> list:
     out = []
     for v in (m for m in members if m["prompt_answer"] in VERBALISED):
         for p in (m for m in members if m["prompt_answer"] == "probability"):
@@ -155,7 +157,7 @@ def _versus(model: str, members: list[dict[str, Any]], comps: list[Mapping[str, 
 
 def prompt_blocks(
     systems: Mapping[str, Mapping[str, Any]],
-    comps: list[Mapping[str, Any]],
+    comps: Sequence[Mapping[str, Any]],
     views: list[Decided],
 ) -> dict[str, Any]:
     """`prompt_sensitivity` (models asked with 2+ systems) and `verbalised_vs_probability`;
