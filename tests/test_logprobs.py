@@ -229,12 +229,14 @@ def test_other_prompts_still_retry_parse_errors(
 def test_server_without_logprobs_is_a_parse_error_asked_again(
     server: FakeLLMServer, crops: Path, tmp_path: Path
 ) -> None:
-    server.faults.append("text:Yes")  # answered, but (as the fault path) logprobs present
+    # Not asked for (top_logprobs = 0), so none come back, as from a server that ignores them.
     cfg = _system(server, "openai", concurrency=1, extra={"top_logprobs": 0})
     rows = judge_pairs(cfg, _pairs(1), crops, cache_path=tmp_path / "c.db", environ=ENV)
     assert rows.column("status").to_pylist() == ["parse_error"]
     assert "no log-probabilities" in rows.column("error").to_pylist()[0]
     assert "logprobs" not in server.records[0].body
+    judge_pairs(cfg, _pairs(1), crops, cache_path=tmp_path / "c.db", environ=ENV)
+    assert len(server.records) == 2  # not cached: a fixed server makes it answerable
 
 
 @pytest.mark.parametrize(
