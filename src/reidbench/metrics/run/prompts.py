@@ -21,7 +21,7 @@ import numpy as np
 from reidbench.metrics.run.thresholds import Decided
 
 VERBALISED = ("score", "decision")  # prompt answer kinds whose score the model states
-POSITION_BIAS_NOTE = "the choice task reports position bias (issue #13 item 3)"
+POSITION_BIAS_NOTE = "no choice task in this run; position bias is measured by the choice task"
 RULE = (
     "systems grouped by provider:model; spread = max - min over the group's systems on all "
     "pairs; paired tests from `comparisons` (identical pairs, dependence-aware bootstrap); "
