@@ -18,6 +18,7 @@ import base64
 import collections
 import hashlib
 import json
+import math
 import re
 import sys
 import threading
@@ -48,6 +49,7 @@ FAULTS = (
     "prose",
     "garbage",
     "404-model",
+    "no-yes-no",  # logprobs requested: none of the first token's alternatives is yes/no
 )  # plus "text:<literal model text>"
 
 
@@ -67,6 +69,33 @@ def default_score(images: list[bytes]) -> int:
     """A deterministic 'answer' from the image bytes, so tests can predict it."""
     h = hashlib.sha256(b"".join(images)).hexdigest()
     return int(h[:8], 16) % 101
+
+
+def default_yes_probability(images: list[bytes]) -> float:
+    """P(yes) / (P(yes) + P(no)) the fake's log-probabilities encode: near score/100, continuous."""
+    h = hashlib.sha256(b"".join(images)).hexdigest()
+    frac = (int(h[8:16], 16) % 1_000_000 + 0.5) / 1_000_000
+    return (default_score(images) + frac) / 102.0
+
+
+# How the fake spreads P(yes) and P(no) over spellings, and the mass left to other tokens:
+# the scorer must sum spellings and renormalise over yes + no (judges/logprobs.py).
+YES_SPELLINGS = (("Yes", 0.6), (" yes", 0.25), ("YES", 0.15))
+NO_SPELLINGS = (("No", 0.7), (" no", 0.2), ("no.", 0.1))
+OTHER_TOKENS = (("The", 0.04), ("I", 0.03), ("Based", 0.02), ("Maybe", 0.01))
+
+
+def first_token_alternatives(p_yes: float, fault: str, n: int) -> list[tuple[str, float]]:
+    """The first token's top-n (token, probability), most likely first."""
+    if fault == "no-yes-no":
+        alts = [(t, 0.25) for t, _ in OTHER_TOKENS]
+    else:
+        mass = 1.0 - sum(p for _, p in OTHER_TOKENS)
+        alts = [(t, mass * p_yes * w) for t, w in YES_SPELLINGS]
+        alts += [(t, mass * (1.0 - p_yes) * w) for t, w in NO_SPELLINGS]
+        alts += list(OTHER_TOKENS)
+    alts.sort(key=lambda tp: -tp[1])
+    return alts[: max(1, n)]
 
 
 class FakeLLMServer:
@@ -101,6 +130,7 @@ class FakeLLMServer:
         self.choice_truth: dict[str, int] = {}
         self.choice_accuracy = 1.0
         self.choice_bias: tuple[int, float] | None = None
+        self.yes_fn = default_yes_probability  # P(yes) when a request asks for logprobs
         # The model version each answer reports (the response's model / modelVersion), in
         # order; when empty, the requested model name. Aliases move between snapshots.
         self.served_as: collections.deque[str] = collections.deque()
@@ -361,6 +391,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.latency_s:
             time.sleep(fake.latency_s)
         rec = Record(api, model, shas, fault, 0, score, structured, body)
+        self._images = images
         fake.record(rec)  # on arrival: a request the client gave up on still counts
         rec.status = self._respond(api, model, fault, score, key, structured, body)
 
@@ -420,6 +451,9 @@ class _Handler(BaseHTTPRequestHandler):
             shas = tuple(hashlib.sha256(b).hexdigest() for b in _images(api, body))
             answer["answer"] = options[fake.choose(shas, len(options))]
         text = json.dumps(answer)
+        alternatives = _requested_logprobs(api, body, fault, fake, self._images)
+        if alternatives is not None and fault in ("ok", "no-yes-no"):
+            text = alternatives[0][0]  # the one-word answer is the most likely first token
         if fault == "refusal-text":
             text = REFUSAL_TEXT
         elif fault == "html-text":
@@ -436,6 +470,8 @@ class _Handler(BaseHTTPRequestHandler):
         with fake._lock:
             served = fake.served_as.popleft() if fake.served_as else model
         payload = builder(served, text, fault, score, structured, body, fake)
+        if alternatives is not None and fault not in ("refusal", "safety", "safety-finish"):
+            _add_logprobs(api, payload, alternatives)
         if api == "openai" and fake.system_fingerprint:
             payload["system_fingerprint"] = fake.system_fingerprint
         raw = json.dumps(payload).encode()
@@ -443,6 +479,51 @@ class _Handler(BaseHTTPRequestHandler):
             raw = raw[: len(raw) // 2]
         self._send(200, raw)
         return 200
+
+
+def _requested_logprobs(
+    api: str, body: dict[str, Any], fault: str, fake: FakeLLMServer, images: list[bytes]
+) -> list[tuple[str, float]] | None:
+    """The first token's alternatives when the request asked for logprobs, else None."""
+    if api == "openai" and body.get("logprobs"):
+        n = int(body.get("top_logprobs") or 0)
+    elif api == "gemini" and body.get("generationConfig", {}).get("responseLogprobs"):
+        n = int(body["generationConfig"].get("logprobs") or 0)
+    else:
+        return None
+    return first_token_alternatives(fake.yes_fn(images), fault, n)
+
+
+def _add_logprobs(api: str, payload: dict[str, Any], alts: list[tuple[str, float]]) -> None:
+    """The real wire shapes: OpenAI `choices[].logprobs.content[]`, Gemini `logprobsResult`."""
+    chosen, p_chosen = alts[0]
+    if api == "openai":
+        entry = {
+            "token": chosen,
+            "logprob": math.log(p_chosen),
+            "bytes": list(chosen.encode()),
+            "top_logprobs": [
+                {"token": t, "logprob": math.log(p), "bytes": list(t.encode())} for t, p in alts
+            ],
+        }
+        payload["choices"][0]["logprobs"] = {"content": [entry], "refusal": None}
+    elif api == "gemini":
+        cand = payload["candidates"][0]
+        cand["avgLogprobs"] = math.log(p_chosen)
+        cand["logprobsResult"] = {
+            "topCandidates": [
+                {
+                    "candidates": [
+                        {"token": t, "tokenId": i, "logProbability": math.log(p)}
+                        for i, (t, p) in enumerate(alts)
+                    ]
+                }
+            ],
+            "chosenCandidates": [
+                {"token": chosen, "tokenId": 0, "logProbability": math.log(p_chosen)}
+            ],
+            "logProbabilitySum": math.log(p_chosen),
+        }
 
 
 def _error(api: str, status: int, message: str) -> dict[str, Any]:

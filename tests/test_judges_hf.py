@@ -30,8 +30,11 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
 
-def build_tiny_llava(out: Path) -> Path:
-    """Save a tiny random LLaVA-layout model and its processor in `out` (no download)."""
+def build_tiny_llava(out: Path, words: tuple[str, ...] = ()) -> Path:
+    """Save a tiny random LLaVA-layout model and its processor in `out` (no download).
+
+    `words` become whole-word vocabulary tokens (e.g. "Yes", " no") besides the characters.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import (
@@ -45,6 +48,8 @@ def build_tiny_llava(out: Path) -> Path:
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
     vocab = {chr(i): i - 32 for i in range(32, 127)}  # printable ASCII, one token per character
+    for word in words:
+        vocab[word] = len(vocab)
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=" "))
     backend.pre_tokenizer = pre_tokenizers.Split("", "isolated")
     backend.decoder = decoders.Fuse()

@@ -49,6 +49,7 @@ def test_bundled_prompts_are_versioned_data() -> None:
         "choice",
         "same-or-different",
         "similarity-0-100",
+        "yes-no-probability",
     ]
     for pid in bundled_prompt_ids():
         p = load_prompt(pid)
@@ -57,7 +58,7 @@ def test_bundled_prompts_are_versioned_data() -> None:
         text = p.user_text("pair") + p.system
         assert "public" in p.system and "re-identification" in p.system
         assert "Do not try to identify who anyone is" in p.system
-        assert "JSON" in text
+        assert ("JSON" in text) == (p.answer != "probability")  # one word, no JSON
         assert "left" in p.user_text("composite")
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from reidbench.errors import UserError
-from reidbench.judges.result import CACHEABLE, JudgeResult
+from reidbench.judges.result import JudgeResult, storable
 from reidbench.sqlite_wal import open_wal, select_in
 
 SCHEMA_VERSION = "1"
@@ -138,7 +138,7 @@ class ResponseCache:
         derivations: dict[str, list[str]] | None = None,
     ) -> None:
         """Store one answer (and the image derivations it used) in one committed transaction."""
-        if result.status not in CACHEABLE:
+        if not storable(result):
             raise ValueError(f"{result.status} results are never cached")
         stored = result.to_dict()
         stored["cached"] = False

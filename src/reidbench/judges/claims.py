@@ -27,7 +27,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from reidbench.judges.cache import DEFAULT_CLAIM_LEASE_S, ResponseCache
-from reidbench.judges.result import CACHEABLE, JudgeResult
+from reidbench.judges.result import JudgeResult, storable
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Claims:
             # `call` stores an answer with `ResponseCache.put`, which drops the claim in the
             # same transaction (a waiter never finds neither). An error is not stored: the
             # claim is released, and a waiter asks for itself.
-            if result is None or result.status not in CACHEABLE:
+            if result is None or not storable(result):
                 self.cache.release(key, self.owner)
 
     @contextlib.asynccontextmanager

@@ -23,7 +23,7 @@ from reidbench.judges.cache import ResponseCache
 from reidbench.judges.claims import DEFAULT_LEASE_S
 from reidbench.judges.presets import NO_KEY
 from reidbench.judges.providers import make_provider
-from reidbench.judges.result import JudgeResult
+from reidbench.judges.result import JudgeResult, storable
 from reidbench.judges.runner import Job, Runner, derivation_key, request_key
 from reidbench.judges.settings import ResolvedSystem, resolve_system
 from reidbench.progress import Progress, reporting
@@ -85,7 +85,8 @@ def plan_jobs(
 
 def _rederive(result: JudgeResult, system: ResolvedSystem) -> JudgeResult:
     """Score prompts: the decision follows the score at this run's threshold."""
-    if system.prompt.answer == "score" and result.status == "ok" and result.score is not None:
+    scored = system.prompt.answer in ("score", "probability")
+    if scored and result.status == "ok" and result.score is not None:
         result.decision = "same" if result.score >= system.config.threshold else "different"
     return result
 
@@ -93,7 +94,7 @@ def _rederive(result: JudgeResult, system: ResolvedSystem) -> JudgeResult:
 def _follow(leader: JudgeResult) -> JudgeResult:
     """The result for a request identical to another in this run: no call of its own."""
     data = leader.to_dict()
-    data.update(cached=leader.status in ("ok", "refusal", "safety_block"), attempts=0)
+    data.update(cached=storable(leader), attempts=0)
     return JudgeResult.from_dict(data)
 
 

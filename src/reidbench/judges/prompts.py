@@ -24,7 +24,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-ANSWER_KINDS = ("score", "decision", "choice")
+# "probability": a one-word yes/no answer scored by its first token's log-probabilities
+# (judges/logprobs.py); no structured output, so its schema is optional.
+ANSWER_KINDS = ("score", "decision", "choice", "probability")
 IMAGE_MODES = ("pair", "composite")
 _REQUIRED = ("id", "version", "answer", "system", "task", "format", "images", "schema")
 
@@ -34,7 +36,8 @@ class Prompt:
     id: str
     version: str
     # "score": the model gives a 0-100 score; "decision": same/different + confidence;
-    # "choice": the label of the one candidate showing the query's person (multiple choice)
+    # "choice": the label of the one candidate showing the query's person (multiple choice);
+    # "probability": yes/no, scored 100 * P(yes) / (P(yes) + P(no)) from log-probabilities
     answer: str
     system: str
     task: str
@@ -95,6 +98,8 @@ def _clean(text: str) -> str:
 
 
 def _from_data(data: dict[str, Any], source: str) -> Prompt:
+    if data.get("answer") == "probability":
+        data = {"schema": {}, **data}  # answered in one word: no JSON schema to enforce
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise UserError(f"{source}: prompt file lacks {missing}; see docs/judges.md for the format")
@@ -106,10 +111,16 @@ def _from_data(data: dict[str, Any], source: str) -> Prompt:
         raise UserError(f"{source}: [images] lacks {lacking}; give the text for each image mode")
     schema = dict(data["schema"])
     props = schema.get("properties", {})
-    needed = {"score": ("score",), "decision": ("decision", "confidence"), "choice": ("answer",)}[
-        data["answer"]
-    ]
-    if schema.get("type") != "object" or any(k not in props for k in needed):
+    needed = {
+        "score": ("score",),
+        "decision": ("decision", "confidence"),
+        "choice": ("answer",),
+        "probability": (),
+    }[data["answer"]]
+    if data["answer"] == "probability":
+        if schema:
+            raise UserError(f"{source}: a probability prompt has no [schema]; remove it")
+    elif schema.get("type") != "object" or any(k not in props for k in needed):
         raise UserError(
             f"{source}: [schema] must be an object schema with properties {list(needed)}"
         )

@@ -14,6 +14,17 @@ from reidbench.tables import DECISIONS, STATUSES
 
 #: Statuses that are answers of the model and therefore cached; errors never are.
 CACHEABLE = ("ok", "refusal", "safety_block")
+#: A probability prompt's reply with no yes/no among its first token's alternatives
+#: (judges/logprobs.py). Asking again returns the same distribution, so unlike other parse
+#: errors (a sampled text may parse next time) it is cached and never asked again.
+NO_YES_NO = "no yes/no token among the first answer token's top log-probabilities"
+
+
+def storable(result: JudgeResult) -> bool:
+    """Whether the cache keeps this result: an answer, or a parse error final for its prompt."""
+    return result.status in CACHEABLE or (
+        result.status == "parse_error" and result.error == NO_YES_NO
+    )
 
 
 @dataclass

@@ -27,6 +27,7 @@ from reidbench.judges.cache import ResponseCache, canonical_hash
 from reidbench.judges.claims import Claims
 from reidbench.judges.images import EncodedImage, EncodeMemo, ImageSpec, prepare, prepare_many
 from reidbench.judges.limits import Budget, RateLimiter
+from reidbench.judges.logprobs import TOP_LOGPROBS, parse_probability
 from reidbench.judges.parse import parse_answer
 from reidbench.judges.providers.base import (
     PermanentError,
@@ -36,7 +37,7 @@ from reidbench.judges.providers.base import (
     ProviderRequest,
     RetryableError,
 )
-from reidbench.judges.result import CACHEABLE, JudgeResult
+from reidbench.judges.result import JudgeResult, storable
 from reidbench.judges.served import reported_version
 from reidbench.judges.settings import ResolvedSystem
 from reidbench.progress import Progress
@@ -289,6 +290,11 @@ class Runner:
             seed=c.seed,
             timeout_s=c.timeout_s,
             extra=c.extra,
+            top_logprobs=(
+                int(c.extra.get("top_logprobs", TOP_LOGPROBS))
+                if s.prompt.answer == "probability"
+                else 0
+            ),
         )
         est_in = self._seen_tokens_in or estimate_tokens_in(s.prompt.system + text, images)
         reserve_tokens = est_in + c.max_tokens
@@ -360,13 +366,16 @@ class Runner:
         if reply.tokens_in:
             self._seen_tokens_in = max(self._seen_tokens_in, reply.tokens_in)
         self.spent += cost or 0.0
-        parsed = parse_answer(
-            reply.text,
-            s.prompt,
-            threshold=s.config.threshold,
-            refusal=reply.refusal,
-            safety=reply.safety,
-        )
+        if s.prompt.answer == "probability":
+            parsed = parse_probability(reply, threshold=s.config.threshold)
+        else:
+            parsed = parse_answer(
+                reply.text,
+                s.prompt,
+                threshold=s.config.threshold,
+                refusal=reply.refusal,
+                safety=reply.safety,
+            )
         result = JudgeResult(
             score=parsed.score,
             decision=parsed.decision,
@@ -383,7 +392,7 @@ class Runner:
             **self._base(),
         )
         result.served_model, result.served_fingerprint = reported_version(reply.raw)
-        if result.status in CACHEABLE:
+        if storable(result):
             self.cache.put(
                 prepared.key,
                 result,

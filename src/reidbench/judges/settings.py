@@ -16,6 +16,7 @@ from reidbench.config import LVLMSystemConfig
 from reidbench.errors import UserError
 from reidbench.judges.images import ImageSpec
 from reidbench.judges.lifecycle import effective_config
+from reidbench.judges.logprobs import check_logprobs
 from reidbench.judges.presets import FAMILIES, NO_KEY, Price, price_for, split_preset
 from reidbench.judges.prompts import Prompt, load_prompt
 from reidbench.judges.providers.registry import get_provider, load_provider_plugins
@@ -184,6 +185,9 @@ def resolve_system(system: LVLMSystemConfig) -> ResolvedSystem:
     if not model:
         raise UserError(f'system {system.name!r}: no model; set model or preset = "{family}:MODEL"')
     fam = FAMILIES[family]
+    prompt = load_prompt(system.prompt)
+    if prompt.answer == "probability":  # before any call: the model must give logprobs
+        check_logprobs(system, family, fam.client, model)
     system = effective_config(system, fam.client)  # what the model accepts (its capabilities)
     base_urls = _endpoints(system, fam.client, fam.base_url)
     pooled = isinstance(system.base_url, list)
@@ -208,8 +212,10 @@ def resolve_system(system: LVLMSystemConfig) -> ResolvedSystem:
             else "local"
         ),
         api_key_env=system.api_key_env or fam.api_key_env,
-        prompt=load_prompt(system.prompt),
-        structured=_structured(system, family, fam.client),
+        prompt=prompt,
+        structured="off"
+        if prompt.answer == "probability"
+        else _structured(system, family, fam.client),
         price=price,
         price_source=price_source,
         image_spec=ImageSpec(
@@ -238,6 +244,7 @@ def system_manifest(system: LVLMSystemConfig | ResolvedSystem) -> dict[str, Any]
         "api_key_env": r.api_key_env,
         "prompt_id": r.prompt.id,
         "prompt_version": r.prompt.version,
+        "prompt_answer": r.prompt.answer,
         "prompt_sha256": r.prompt.sha256,
         "params": {
             **r.params(),

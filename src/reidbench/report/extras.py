@@ -416,4 +416,8 @@ def extra_sections(metrics: Mapping[str, Any], colours: Mapping[str, str]) -> li
     from reidbench.report.task_views import task_sections  # [[tasks]] (docs/tasks.md)
 
     out.extend(task_sections(metrics, colours))
+
+    from reidbench.report.sensitivity import sensitivity_sections  # it imports this module
+
+    out.extend(sensitivity_sections(metrics, colours))
     return out

@@ -29,6 +29,8 @@ class ProviderRequest:
     seed: int | None
     timeout_s: float
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # > 0: return the first answer token's top-N log-probabilities (judges/logprobs.py)
+    top_logprobs: int = 0
 
 
 @dataclass
@@ -40,6 +42,9 @@ class ProviderReply:
     tokens_out: int | None = None
     finish_reason: str | None = None
     raw: Any = None  # the JSON-able response body, as stored in the cache
+    # The first answer token's alternatives as (token text, natural-log probability), when
+    # the request asked for them and the provider returned them; None otherwise.
+    top_logprobs: list[tuple[str, float]] | None = None
 
 
 class ProviderError(Exception):

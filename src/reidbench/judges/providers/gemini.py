@@ -42,6 +42,24 @@ def _enum_name(value: Any) -> str | None:
     return str(name)
 
 
+def _first_token_alternatives(cand: Any) -> list[tuple[str, float]] | None:
+    """candidates[0].logprobs_result.top_candidates[0].candidates as (token, logprob)."""
+    result = getattr(cand, "logprobs_result", None)
+    if result is None:
+        return None
+    steps = result.top_candidates or []
+    if steps and steps[0].candidates:
+        return [
+            (c.token, float(c.log_probability))
+            for c in steps[0].candidates
+            if isinstance(c.token, str) and c.log_probability is not None
+        ]
+    chosen = result.chosen_candidates or []
+    if chosen and isinstance(chosen[0].token, str) and chosen[0].log_probability is not None:
+        return [(chosen[0].token, float(chosen[0].log_probability))]
+    return None
+
+
 class GeminiProvider:
     def __init__(self, *, base_url: str, api_key: str, model: str, timeout_s: float) -> None:
         genai, self.types, self.errors = _import_genai()
@@ -65,6 +83,9 @@ class GeminiProvider:
             fields["temperature"] = req.temperature
         if req.seed is not None:
             fields["seed"] = req.seed
+        if req.top_logprobs:
+            fields["response_logprobs"] = True
+            fields["logprobs"] = req.top_logprobs
         if req.structured in ("response_schema", "response_json_schema") and req.schema:
             fields["response_mime_type"] = "application/json"
             fields[req.structured] = req.schema
@@ -130,6 +151,7 @@ class GeminiProvider:
             tokens_out=tokens_out,
             finish_reason=finish,
             raw=json.loads(json.dumps(raw, default=str)),
+            top_logprobs=_first_token_alternatives(cand),
         )
 
     async def aclose(self) -> None:

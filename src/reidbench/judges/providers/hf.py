@@ -58,6 +58,23 @@ class HFProvider:
             ) from exc
         self.model.eval()
         self._lock = threading.Lock()  # one generation at a time, even after a timed-out call
+        self._yes_no: list[tuple[str, int]] | None = None  # (decoded text, id), found once
+
+    def yes_no_tokens(self) -> list[tuple[str, int]]:
+        """Every vocabulary token that decodes to a yes/no spelling (judges/logprobs.py)."""
+        if self._yes_no is None:
+            from reidbench.judges.logprobs import yes_no
+
+            tok = getattr(self.processor, "tokenizer", self.processor)
+            found: list[tuple[str, int]] = []
+            for piece, idx in tok.get_vocab().items():
+                low = piece.lower()
+                if ("yes" in low or "no" in low) and len(piece) <= 12:  # decode only candidates
+                    text = tok.decode([idx])
+                    if yes_no(text) is not None:
+                        found.append((text, int(idx)))
+            self._yes_no = sorted(found, key=lambda t: t[1])
+        return self._yes_no
 
     def _generate(self, req: ProviderRequest) -> ProviderReply:
         import torch
@@ -80,10 +97,18 @@ class HFProvider:
         gen: dict[str, Any] = {"max_new_tokens": req.max_tokens, "do_sample": sample}
         if sample:
             gen["temperature"] = req.temperature
+        if req.top_logprobs:  # the first generated position's raw logits, before any sampling
+            gen.update(output_logits=True, return_dict_in_generate=True)
+        alternatives = None
         with self._lock, torch.inference_mode():
             if req.seed is not None:
                 torch.manual_seed(req.seed)
             out = self.model.generate(**inputs, **gen)
+            if req.top_logprobs:
+                # Exact: log-softmax over the whole vocabulary, every yes/no token kept.
+                logp = torch.log_softmax(out.logits[0][0].float(), dim=-1)
+                alternatives = [(text, float(logp[i])) for text, i in self.yes_no_tokens()]
+                out = out.sequences
         prompt_len = inputs["input_ids"].shape[1]
         new_tokens = out[:, prompt_len:]
         text = self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0]
@@ -92,7 +117,13 @@ class HFProvider:
             tokens_in=int(prompt_len),
             tokens_out=int(new_tokens.shape[1]),
             finish_reason="length" if new_tokens.shape[1] >= req.max_tokens else "stop",
-            raw={"model": self.model_id, "device": self.device, "text": text},
+            raw={
+                "model": self.model_id,
+                "device": self.device,
+                "text": text,
+                **({"yes_no_logprobs": alternatives} if alternatives is not None else {}),
+            },
+            top_logprobs=alternatives,
         )
 
     async def complete(self, req: ProviderRequest) -> ProviderReply:

@@ -36,6 +36,24 @@ def _is_safety_block(exc: openai.APIStatusError) -> str | None:
     return None
 
 
+def _first_token_alternatives(choice: Any) -> list[tuple[str, float]] | None:
+    """choices[0].logprobs.content[0].top_logprobs as (token, logprob); None when absent."""
+    logprobs = getattr(choice, "logprobs", None)
+    content = getattr(logprobs, "content", None) if logprobs is not None else None
+    if not content:
+        return None
+    first = content[0]
+    tops = getattr(first, "top_logprobs", None) or []
+    out = [
+        (t.token, float(t.logprob))
+        for t in tops
+        if isinstance(getattr(t, "token", None), str) and getattr(t, "logprob", None) is not None
+    ]
+    if not out and isinstance(first.token, str) and first.logprob is not None:
+        out = [(first.token, float(first.logprob))]  # a server that gives the chosen one only
+    return out
+
+
 class OpenAICompatProvider:
     def __init__(self, *, base_url: str, api_key: str, model: str, timeout_s: float) -> None:
         self.model = model
@@ -77,6 +95,9 @@ class OpenAICompatProvider:
             }
         elif req.structured == "json_object":
             kwargs["response_format"] = {"type": "json_object"}
+        if req.top_logprobs:
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = req.top_logprobs
         return kwargs
 
     def _strict(self, schema: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +152,7 @@ class OpenAICompatProvider:
             tokens_out=tokens_out if isinstance(tokens_out, int) else None,
             finish_reason=finish if isinstance(finish, str) else None,
             raw=raw,
+            top_logprobs=_first_token_alternatives(choice),
         )
 
     async def aclose(self) -> None:

@@ -38,6 +38,9 @@ class ProviderSpec:
     needs_base_url: bool = True
     local: bool = False
     note: str = ""
+    # Returns the first answer token's log-probabilities (ProviderReply.top_logprobs): the
+    # yes-no-probability prompt runs only on such clients (judges/logprobs.py).
+    logprobs: bool = False
 
 
 _PROVIDERS: dict[str, ProviderSpec] = {}
@@ -140,6 +143,7 @@ for _spec in (
         "OPENAI_API_KEY",
         "json_schema",
         "json_schema",
+        logprobs=True,
     ),
     ProviderSpec(
         "anthropic",
@@ -158,7 +162,8 @@ for _spec in (
         "GEMINI_API_KEY",
         "response_schema",
         "response_schema",
+        logprobs=True,
     ),
-    ProviderSpec("hf", _hf, (), needs_base_url=False, local=True),
+    ProviderSpec("hf", _hf, (), needs_base_url=False, local=True, logprobs=True),
 ):
     register_provider(_spec)

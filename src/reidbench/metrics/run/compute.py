@@ -24,6 +24,7 @@ from reidbench.metrics.run.fused import fused_systems, system_on
 from reidbench.metrics.run.headline import system_block
 from reidbench.metrics.run.like_for_like import held_out_view
 from reidbench.metrics.run.negatives import by_negative_kind, mined_mask, miner_warnings
+from reidbench.metrics.run.prompts import prompt_blocks
 from reidbench.metrics.run.retrieval_band import with_band
 from reidbench.metrics.run.thresholds import DEFAULT_RULE, RULE_TEXT, RULES, Decided
 from reidbench.metrics.run.views import analysis_views
@@ -193,6 +194,7 @@ def compute_metrics(
         "warnings": miner_warnings(miner, run.entries),
         "failures": {"ranking": fail.rank_systems(counts), "examples": examples},
     }
+    out.update(prompt_blocks(systems, comps, views))  # models asked with several prompts
     if held_view is not None:
         out["held_out"] = held_view
     out.update(analysis_views(run, views, boot))
