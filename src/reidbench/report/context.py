@@ -17,6 +17,7 @@ from reidbench import __version__
 from reidbench.report import coverage_view as cov
 from reidbench.report import format as fmt
 from reidbench.report import plots, protocol, sections
+from reidbench.report.attributes_view import attribute_sections
 from reidbench.report.extras import extra_sections
 from reidbench.report.model import Cell, as_map
 from reidbench.report.thumbnails import Thumbnails
@@ -395,5 +396,5 @@ def build_context(
             sections.retrieval_table(retrieval_other, colours) if retrieval_other else None
         ),
         "cmc": plots.cmc_plot({**retrieval, **retrieval_other}, colours),
-        "extras": extra_sections(metrics, colours),
+        "extras": extra_sections(metrics, colours) + attribute_sections(metrics, colours),
     }
