@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
-from dataset_trees import make_market_small
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dataset_trees import make_market_small
 from reidbench.datasets import load_dataset
 from reidbench.datasets.attributes import (
     VOCABULARY,
@@ -58,7 +58,11 @@ def test_synthetic_mapping_uses_market_vocabulary_and_drops_what_it_cannot_name(
     }
     bald = {**person, "hair_length": "bald", "lower_kind": "trousers", "upper": "grey"}
     out = synthetic_attributes(bald)
-    assert (out["hair_length"], out["lower_length"], out["lower_type"]) == ("short", "long", "pants")
+    assert (out["hair_length"], out["lower_length"], out["lower_type"]) == (
+        "short",
+        "long",
+        "pants",
+    )
     assert out["upper_colour"] == "gray"
     assert "gender" not in out  # the generator draws no gender
 
@@ -230,13 +234,19 @@ def test_reader_normalises_values_and_the_decision_still_parses() -> None:
         "Here you go:\n```json\n"
         + json.dumps(
             {
-                "image_a": {"upper_colour": "Grey", "hat": True, "lower_type": "skirt",
-                            "lower_length": "Shorts", "gender": "unclear", "bag": "maybe"},
+                "image_a": {
+                    "upper_colour": "Grey",
+                    "hat": True,
+                    "lower_type": "skirt",
+                    "lower_length": "Shorts",
+                    "gender": "unclear",
+                    "bag": "maybe",
+                },
                 "image_b": "none visible",
                 "decision": "different",
                 "confidence": 80,
             }
-        )  # fmt: skip
+        )
         + "\n```"
     )
     a, b = read_attribute_answer(reply)
