@@ -84,9 +84,10 @@ def _observations(
     view: SystemView, pairs: Pairs, truth: Truth
 ) -> tuple[list[tuple[Any, ...]], np.ndarray, int] | None:
     """(observations, per-pair parsed sides or None, answers with attributes) or None when
-    the system gave no attribute answer at all."""
+    the system neither uses the `attributes` prompt nor gave any attribute answer."""
     parsed = [read_attribute_answer(r) for r in view.raw]
-    if not any(p is not None for p in parsed):
+    asked_for = view.entry.get("prompt_id") == "attributes"
+    if not asked_for and not any(p is not None for p in parsed):
         return None
     asked = np.isin(view.status.astype(str), MODEL_ANSWERED)
     obs: list[tuple[Any, ...]] = []  # (pair row, side, pid, attribute, truth, prediction)
@@ -232,7 +233,8 @@ def _agreement(parsed: np.ndarray, view: SystemView, pairs: Pairs) -> dict[str, 
 def attributes_block(
     view: SystemView, pairs: Pairs, truth: Truth | None, source: str, boot: Bootstrap
 ) -> dict[str, Any] | None:
-    """The `attributes` block of one system, or None when it gave no attribute answers."""
+    """The `attributes` block of one system, or None when it is not an attribute reader
+    (neither the `attributes` prompt nor any answer with attribute values)."""
     found = _observations(view, pairs, truth or {})
     if found is None:
         return None
