@@ -278,3 +278,49 @@ def test_vocabulary_values_survive_case_spaces_and_underscores(attr: str, data) 
     value = data.draw(st.sampled_from(VOCABULARY[attr]))
     spelled = data.draw(st.sampled_from([value, value.upper(), f"  {value.title()} "]))
     assert normalise_value(attr, spelled) == value
+
+
+# -- the prompt over each provider's wire format ---------------------------------------------
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+def test_attributes_prompt_round_trips_through_each_provider(provider: str, tmp_path: Path) -> None:
+    """Structured output with the nested schema reaches the (fake) provider, and the values
+    it answers come back normalised: the fake's defaults include "Grey" and "unclear"."""
+    import pyarrow as pa
+    from PIL import Image
+
+    from fake_llm_server import FakeLLMServer, default_attributes
+    from reidbench.config import LVLMSystemConfig
+    from reidbench.judges import judge_pairs
+    from reidbench.judges.images import ImageSpec, prepare
+
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        arr = rng.integers(0, 255, (128, 64, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(tmp_path / f"img{i}.png")
+    pairs = pa.table({"pair_id": [1, 2], "path_a": ["img0.png", "img1.png"],
+                      "path_b": ["img2.png", "img3.png"]})  # fmt: skip
+    with FakeLLMServer(require_key="sk-attributes-0123") as srv:
+        base = srv.openai_base if provider == "openai" else srv.url
+        cfg = LVLMSystemConfig(
+            name="a", type="lvlm", provider=provider, model="fake-model", base_url=base,
+            api_key_env="K", prompt="attributes", image_size=64, concurrency=1,
+        )  # fmt: skip
+        table = judge_pairs(
+            cfg,
+            pairs,
+            tmp_path,
+            cache_path=tmp_path / "c.sqlite",
+            environ={"K": "sk-attributes-0123"},
+        )
+        assert all(r.structured for r in srv.records)
+    spec = ImageSpec(size=64)
+    for r in table.to_pylist():
+        assert r["status"] == "ok" and r["decision"] in ("same", "different")
+        a, b = read_attribute_answer(r["raw"])
+        i = r["pair_id"] - 1
+        for side, name in ((a, f"img{i}.png"), (b, f"img{i + 2}.png")):
+            sent = prepare(tmp_path / name, tmp_path / name, spec)[0].data
+            expected = {k: normalise_value(k, v) for k, v in default_attributes(sent).items()}
+            assert side == expected
