@@ -160,3 +160,22 @@ def test_an_attributes_system_that_never_answered_still_gets_its_block(tmp_path:
     assert a["answers_with_attributes"] == 0
     assert a["per_attribute"]["upper_colour"]["accuracy"] == 0.0
     assert a["per_attribute"]["upper_colour"]["accuracy_answered"] is None
+
+
+def test_grouped_mean_ci_equals_a_loop_over_resampled_groups() -> None:
+    from reidbench.metrics import stats
+
+    rng = np.random.default_rng(3)
+    groups = rng.integers(0, 9, size=60) * 7 + 100  # 9 people, unequal image counts
+    values = (rng.random(60) < 0.7).astype(float)
+    got = stats.grouped_mean_ci(values, groups, 400, seed=11, level=0.9)
+    uniq = np.unique(groups)
+    means = []
+    for draw in stats.bootstrap_indices(uniq.size, 400, 11):
+        take = np.concatenate([np.flatnonzero(groups == uniq[j]) for j in draw])
+        means.append(values[take].mean())
+    lo, hi = np.percentile(means, [5, 95])
+    assert (got["low"], got["high"]) == (pytest.approx(lo), pytest.approx(hi))
+    assert got["n_valid"] == 400
+    assert stats.grouped_mean_ci(values, groups, 0, seed=1) is None
+    assert stats.grouped_mean_ci(np.zeros(0), np.zeros(0), 10, seed=1) is None

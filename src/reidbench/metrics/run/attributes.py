@@ -10,7 +10,7 @@ stops and missing rows describe the run, not the model.
 
 Intervals resample identities, not images: the images of one person share their
 ground truth and their look, so they are not independent (one-way cluster bootstrap
-with the resample draws of `metrics.stats`, percentile interval).
+through `Bootstrap.grouped_mean_ci`, percentile interval).
 
 Misperception vs catastrophic answers: per pair, an attribute is misperceived when
 an answered value of either image differs from the truth. The 2x2 table misperceived
@@ -36,7 +36,6 @@ from reidbench.datasets.attributes import (
 )
 from reidbench.judges.attribute_answers import OTHER, UNCLEAR, UNREADABLE, read_attribute_answer
 from reidbench.metrics import failures as fail
-from reidbench.metrics import stats
 from reidbench.metrics._util import fnum
 from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.rundir import RunDir, SystemView
@@ -58,26 +57,6 @@ def run_truth(run: RunDir) -> tuple[Truth, str] | None:
         if theirs.is_file():
             return read_attributes_json(theirs)
     return None
-
-
-def _cluster_ci(correct: np.ndarray, ids: np.ndarray, boot: Bootstrap) -> dict[str, Any] | None:
-    """Percentile interval of the mean of `correct`, resampling the identities `ids`."""
-    if boot.n_boot == 0 or correct.size == 0:
-        return None
-    _, inv = np.unique(ids, return_inverse=True)
-    k = int(inv.max()) + 1
-    hits = np.bincount(inv, weights=correct.astype(np.float64), minlength=k)
-    sizes = np.bincount(inv, minlength=k).astype(np.float64)
-    values = []
-    for idx in stats.iter_bootstrap_indices(k, boot.n_boot, boot.seed):
-        w = stats.resample_weights(idx, k)
-        den = w @ sizes
-        with np.errstate(invalid="ignore", divide="ignore"):
-            values.append(np.where(den > 0, (w @ hits) / den, np.nan))
-    out = stats.percentile_ci(np.concatenate(values), boot.level)
-    if out is not None:
-        out["method"] = "bootstrap over identities (percentile)"
-    return out
 
 
 def _observations(
@@ -127,7 +106,7 @@ def _per_attribute(obs: list[tuple[Any, ...]], boot: Bootstrap) -> dict[str, Any
             "correct": n_ok,
             "coverage": fnum(n_ans / n),
             "accuracy": fnum(n_ok / n),
-            "ci": _cluster_ci(correct, ids, boot),
+            "ci": boot.grouped_mean_ci(correct, ids),  # people resampled, not images
             "accuracy_answered": fnum(n_ok / n_ans) if n_ans else None,
             "majority_rate": fnum(counts.max() / n),
             "truth_counts": {str(v): int(c) for v, c in zip(values, counts, strict=True)},
