@@ -23,6 +23,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -63,6 +64,36 @@ class Record:
     score: int | None
     structured: bool
     body: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+# The `attributes` prompt's vocabulary (reidbench/datasets/attributes.py), kept here so
+# this fixture imports nothing from reidbench.
+ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {
+    "upper_colour": ("black", "white", "red", "purple", "yellow", "gray", "blue", "green"),
+    "lower_colour": ("black", "white", "pink", "purple", "yellow", "gray", "blue", "brown"),
+    "sleeve_length": ("long", "short"),
+    "lower_length": ("long", "short"),
+    "lower_type": ("dress", "pants"),
+    "hair_length": ("short", "long"),
+    "hat": ("yes", "no"),
+    "backpack": ("yes", "no"),
+    "bag": ("yes", "no"),
+    "handbag": ("yes", "no"),
+    "gender": ("male", "female"),
+}
+
+
+def default_attributes(image: bytes) -> dict[str, str]:
+    """Deterministic attribute values from an image's bytes; some "unclear", one in a few
+    spelled loosely ("Grey", "TRUE"), so the reader's normalisation is exercised."""
+    h = hashlib.sha256(image).digest()
+    out = {}
+    for i, (name, values) in enumerate(ATTRIBUTE_VALUES.items()):
+        byte = h[i]
+        out[name] = "unclear" if byte % 13 == 0 else values[byte % len(values)]
+    if out["upper_colour"] == "gray":
+        out["upper_colour"] = "Grey"
+    return out
 
 
 def default_score(images: list[bytes]) -> int:
@@ -131,6 +162,9 @@ class FakeLLMServer:
         self.choice_accuracy = 1.0
         self.choice_bias: tuple[int, float] | None = None
         self.yes_fn = default_yes_probability  # P(yes) when a request asks for logprobs
+        # Attribute values per image for prompts that ask for them (`image_a` in the request);
+        # tests script perception (truth with errors) by replacing it.
+        self.attributes_fn: Callable[[bytes], dict[str, Any]] = default_attributes
         # The model version each answer reports (the response's model / modelVersion), in
         # order; when empty, the requested model name. Aliases move between snapshots.
         self.served_as: collections.deque[str] = collections.deque()
@@ -242,10 +276,13 @@ class FakeLLMServer:
 _CHOICE_RE = re.compile(r"the \d+ candidates \(([A-Z](?:, [A-Z])*)\)")
 
 
-def _answer(score: int) -> dict[str, Any]:
-    """A superset answer: every bundled prompt finds its keys in it."""
+def _answer(score: int, attributes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A superset answer: every bundled prompt finds its keys in it (the per-image
+    attributes only when the request asked for them)."""
     same = score >= 50
+    sides = {"image_a": attributes[0], "image_b": attributes[-1]} if attributes else {}
     return {
+        **sides,
         "attributes": {
             k: "match" if same else "mismatch"
             for k in ("upper_clothing", "lower_clothing", "shoes", "bag", "hair", "build")
@@ -388,12 +425,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fault = fake.next_fault(shas)
         score = fake.score_fn(images)
+        attributes = None
+        if images and "image_a" in json.dumps(body):  # the `attributes` prompt
+            attributes = [fake.attributes_fn(b) for b in images]
         if fake.latency_s:
             time.sleep(fake.latency_s)
         rec = Record(api, model, shas, fault, 0, score, structured, body)
         self._images = images
         fake.record(rec)  # on arrival: a request the client gave up on still counts
-        rec.status = self._respond(api, model, fault, score, key, structured, body)
+        rec.status = self._respond(api, model, fault, score, key, structured, body, attributes)
 
     # -- responses ---------------------------------------------------------------------
 
@@ -406,6 +446,7 @@ class _Handler(BaseHTTPRequestHandler):
         key: str,
         structured: bool,
         body: dict[str, Any],
+        attributes: list[dict[str, Any]] | None = None,
     ) -> int:
         fake = self.fake
         if fault == "429":
@@ -444,7 +485,7 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             return 400
-        answer = _answer(score)
+        answer = _answer(score, attributes)
         labels = _CHOICE_RE.search(json.dumps(body))
         if labels:  # a multiple-choice request
             options = labels.group(1).split(", ")

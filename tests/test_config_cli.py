@@ -156,5 +156,5 @@ def test_dataset_option_on_the_command_line(run_cli, tmp_path) -> None:
     assert bad.code == 2
     assert bad.err.strip() == (
         "error: dataset option for market1501: variant: Extra inputs are not permitted; "
-        "its options are (none)"
+        "its options are attributes"
     )

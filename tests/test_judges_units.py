@@ -45,6 +45,7 @@ def lvlm(**kw: object) -> LVLMSystemConfig:
 
 def test_bundled_prompts_are_versioned_data() -> None:
     assert bundled_prompt_ids() == [
+        "attributes",
         "attributes-then-score",
         "choice",
         "same-or-different",

@@ -151,6 +151,9 @@ def _run(cfg, paths, make_progress, log, environ, write_outputs, relink) -> RunP
 
     manifest = _manifest(cfg, dataset, pairset.meta)
     write_json_atomic(paths.manifest, manifest)
+    from reidbench.judges.attribute_answers import record_attribute_truth
+
+    record_attribute_truth(cfg.systems, dataset, paths.out, log=log)  # docs/tasks.md
 
     live = cfg.cascade if cfg.cascade is not None and cfg.cascade.live else None
     for system in cfg.systems:

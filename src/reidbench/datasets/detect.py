@@ -210,6 +210,23 @@ class MSMT17Options(BaseModel):
     val_in_train: bool = True  # torchreid's combineall-style: validation ids join train
 
 
+class MarketOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # Market-1501_Attribute's market_attribute.mat, or a reidbench attributes.json (docs/tasks.md)
+    attributes: Path | None = None
+
+
+def _load_market(path: Path, options: MarketOptions, generic: bool) -> Dataset:
+    dataset = load_market_layout(path, MARKET1501, generic=generic)
+    if options.attributes is not None:
+        from reidbench.datasets.attributes import read_attributes_file
+
+        named = options.attributes.expanduser().resolve()
+        read_attributes_file(named)  # a bad file is refused now, not at report time
+        dataset.extra["attributes_file"] = str(named)
+    return dataset
+
+
 class CUHK03NPOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     variant: Literal["detected", "labeled"] = "detected"
@@ -221,10 +238,11 @@ def _register_builtins() -> None:
         DatasetFormat(
             "market1501",
             "Market1501",
-            lambda p, o, g: load_market_layout(p, MARKET1501, generic=g),
+            _load_market,
             detect=_detect_market_layout,
             priority=50,
             aliases=("market",),
+            options=MarketOptions,
         ),
         DatasetFormat(
             "dukemtmcreid",

@@ -33,6 +33,7 @@ import PIL
 from PIL import Image
 
 from reidbench import __version__
+from reidbench.datasets.attributes import ATTRIBUTES_FILE, synthetic_attributes, write_attributes
 from reidbench.datasets.synthetic_camera import (
     HEIGHT,
     WIDTH,
@@ -414,6 +415,7 @@ def generate(
         "".join(f"{FOLDERS[s]}/{n} {d}\n" for (s, n), d in sorted(digests.items())).encode()
     ).hexdigest()
     _write_identities(partial / IDENTITIES_FILE, world, jobs)
+    _write_attribute_truth(partial / ATTRIBUTES_FILE, world, jobs)
     marker = {
         "generator": GENERATOR,
         "generator_version": GENERATOR_VERSION,
@@ -428,6 +430,7 @@ def generate(
         "pid 0000 = distractor, -1 = junk",
         "cameras": [c.describe() for c in world.cameras],
         "identities_file": IDENTITIES_FILE,
+        "attributes_file": ATTRIBUTES_FILE,
         "content_sha256": content,
         "rendered_with": {"pillow": PIL.__version__, "numpy": np.__version__},
     }
@@ -451,6 +454,17 @@ def _write_identities(path: Path, world: _World, jobs: list[Job]) -> None:
             **who.to_dict(),
         }
     write_json_atomic(path, {"note": NOTE, "people": rows})
+
+
+def _write_attribute_truth(path: Path, world: _World, jobs: list[Job]) -> None:
+    """Per-identity ground truth in the Market-1501_Attribute vocabulary (docs/synthetic.md),
+    what an LVLM's attribute answers are scored against (docs/tasks.md, Attributes)."""
+    truth = {
+        job.pid: synthetic_attributes(world.person(job.kind, job.key).to_dict())
+        for job in _unique_people(jobs)
+        if job.kind == "identity"
+    }
+    write_attributes(path, truth, "reidbench synth (generator ground truth)")
 
 
 def _unique_people(jobs: list[Job]) -> Iterator[Job]:

@@ -49,6 +49,7 @@ __all__ = [
     "bootstrap_indices",
     "cluster_bootstrap_indices",
     "cluster_weight_chunks",
+    "grouped_mean_ci",
     "interval_from_weights",
     "iter_bootstrap_indices",
     "mcnemar",
@@ -265,6 +266,38 @@ def percentile_ci(values: np.ndarray, level: float = 0.95) -> dict[str, Any] | N
     alpha = (1.0 - level) / 2.0
     lo, hi = np.percentile(v, [100 * alpha, 100 * (1 - alpha)])
     return {"low": float(lo), "high": float(hi), "n_valid": int(v.size)}
+
+
+def grouped_mean_ci(
+    values: np.ndarray,
+    groups: np.ndarray,
+    n_resamples: int,
+    seed: int,
+    level: float = 0.95,
+) -> dict[str, Any] | None:
+    """Percentile interval of the mean of `values`, resampling whole groups (one-way cluster
+    bootstrap): observations of one group (e.g. the images of one person) move together.
+
+    Draws come from `iter_bootstrap_indices` over the groups (sorted by `np.unique`); a
+    resample's mean is sum(count_g * sum_g) / sum(count_g * size_g). None without resamples.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if n_resamples == 0 or v.size == 0:
+        return None
+    _, inv = np.unique(np.asarray(groups), return_inverse=True)
+    k = int(inv.max()) + 1
+    sums = np.bincount(inv, weights=v, minlength=k)
+    sizes = np.bincount(inv, minlength=k).astype(np.float64)
+    means = []
+    for idx in iter_bootstrap_indices(k, n_resamples, seed):
+        w = resample_weights(idx, k)
+        den = w @ sizes
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means.append(np.where(den > 0, (w @ sums) / den, np.nan))
+    out = percentile_ci(np.concatenate(means), level)
+    if out is not None:
+        out["method"] = "one-way cluster bootstrap (groups resampled), percentile"
+    return out
 
 
 def bootstrap_ci(

@@ -145,6 +145,11 @@ class Bootstrap:
                 auc["p_value"] = float(min(1.0, 2.0 * (k + 1) / (n_valid + 1)))
         return out
 
+    def grouped_mean_ci(self, values: np.ndarray, groups: np.ndarray) -> dict[str, Any] | None:
+        """Interval of a mean over observations grouped by e.g. identity, the groups
+        resampled whole (`stats.grouped_mean_ci`): attribute accuracy per image."""
+        return stats.grouped_mean_ci(values, groups, self.n_boot, self.seed, self.level)
+
     def protocol(self) -> dict[str, Any]:
         return {
             "resamples": self.n_boot,

@@ -18,6 +18,7 @@ from reidbench.errors import UserError
 from reidbench.files import write_text_atomic
 from reidbench.metrics import failures as fail
 from reidbench.metrics import verification as ver
+from reidbench.metrics.run.attributes import attribute_blocks
 from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.metrics.run.comparisons import comparisons
 from reidbench.metrics.run.fused import fused_systems, system_on
@@ -163,6 +164,8 @@ def compute_metrics(
     finally:
         prog.finish()
 
+    for name, attrs in attribute_blocks(run, boot).items():  # docs/tasks.md, Attributes
+        systems[name]["attributes"] = attrs
     counts = {name: block["failures"] for name, block in systems.items()}
     pairs_meta = clean_json({k: v for k, v in pairs.meta.items() if k != "triplets"})
     out: dict[str, Any] = {
