@@ -175,3 +175,36 @@ def test_blocks_regroup_by_model_and_orient_the_tests() -> None:
     (pair,) = model["comparisons"]
     assert (pair["a"], pair["b"]) == ("v", "p") and pair["auc_diff"]["diff"] == -0.2
     assert prompt_blocks({"v": systems["v"], "reid": systems["reid"]}, [], []) == {}
+
+
+def test_choice_tasks_fill_each_models_position_bias_and_the_report_shows_it() -> None:
+    from reidbench.metrics.run.prompts import POSITION_BIAS_NOTE, fill_position_bias
+    from reidbench.report.sensitivity import sensitivity_sections
+
+    bias = {
+        "answer_counts": [30, 5, 5, 0],
+        "uniform_answers": {"chi2": 45.0, "df": 3, "p_value": 1e-9, "n": 40},
+    }
+    sens = {
+        "rule": "r",
+        "models": [
+            {
+                "model": "openai:m",
+                "systems": [{"name": "verbal"}, {"name": "prob"}],
+                "n_prompts": 2,
+                "position_bias": None,
+                "null_reasons": {"position_bias": POSITION_BIAS_NOTE},
+            }
+        ],
+    }
+    tasks = {
+        "choice": {"kind": "choice", "systems": {"verbal": {"position_bias": bias}}},
+        "gallery": {"kind": "gallery", "systems": {"prob": {"position_bias": bias}}},
+    }
+    fill_position_bias(sens, tasks)
+    [model] = sens["models"]
+    assert model["position_bias"] == [{"system": "verbal", "task": "choice", **bias}]
+    assert "position_bias" not in model["null_reasons"]
+    [section] = sensitivity_sections({"prompt_sensitivity": sens}, {})
+    facts = dict(section.blocks[0].facts)
+    assert facts["Position bias: verbal (choice)"].startswith("slots named [30, 5, 5, 0]")

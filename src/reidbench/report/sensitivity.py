@@ -166,9 +166,18 @@ def _model_block(model: Mapping[str, Any], colours: Mapping[str, str]) -> ExtraB
         ("Accuracy across prompts", _spread_text(model.get("accuracy"))),
     ]
     bias = model.get("position_bias")
-    if bias is None:  # the hook: the choice task fills `position_bias` when the run has one
+    if bias is None:  # filled from the run's choice tasks, when it has one
         facts.append(
             ("Position bias", str(as_map(model.get("null_reasons")).get("position_bias", fmt.DASH)))
+        )
+    for entry in bias if isinstance(bias, list) else []:
+        test = as_map(as_map(entry).get("uniform_answers"))
+        facts.append(
+            (
+                f"Position bias: {entry.get('system')} ({entry.get('task')})",
+                f"slots named {entry.get('answer_counts')}; chi-square vs uniform "
+                f"p = {fmt.pvalue(test.get('p_value')) if test else fmt.DASH}",
+            )
         )
     block = ExtraBlock(str(model.get("model")), None, facts)
     block.tables.append(("Each prompt", _systems_table(model, colours)))

@@ -25,7 +25,7 @@ from reidbench.metrics.run.fused import fused_systems, system_on
 from reidbench.metrics.run.headline import system_block
 from reidbench.metrics.run.like_for_like import held_out_view
 from reidbench.metrics.run.negatives import by_negative_kind, mined_mask, miner_warnings
-from reidbench.metrics.run.prompts import prompt_blocks
+from reidbench.metrics.run.prompts import fill_position_bias, prompt_blocks
 from reidbench.metrics.run.retrieval_band import with_band
 from reidbench.metrics.run.thresholds import DEFAULT_RULE, RULE_TEXT, RULES, Decided
 from reidbench.metrics.run.views import analysis_views
@@ -215,6 +215,8 @@ def compute_metrics(
     tasks = tasks_metrics(run.path, cfg, MetricsSettings(n_boot, run.seed, level))  # docs/tasks.md
     if tasks:
         out["tasks"] = clean_json(tasks)
+        if "prompt_sensitivity" in out:  # choice tasks measure each prompt's position bias
+            fill_position_bias(out["prompt_sensitivity"], out["tasks"])
     return out
 
 

@@ -196,3 +196,22 @@ def prompt_blocks(
         "prompt_sensitivity": {"rule": RULE, "models": models},
         "verbalised_vs_probability": versus,
     }
+
+
+def fill_position_bias(sensitivity: dict[str, Any], tasks: Mapping[str, Any]) -> None:
+    """Fill each model's `position_bias` from the choice tasks its systems answered: per
+    system and task, the chi-square tests the choice metrics computed (not recomputed)."""
+    for model in sensitivity.get("models") or []:
+        found: list[dict[str, Any]] = []
+        for member in model.get("systems") or []:
+            for task_name, block in tasks.items():
+                if not isinstance(block, Mapping) or block.get("kind") != "choice":
+                    continue
+                system = (block.get("systems") or {}).get(member["name"])
+                if isinstance(system, Mapping) and system.get("position_bias"):
+                    found.append(
+                        {"system": member["name"], "task": task_name, **system["position_bias"]}
+                    )
+        if found:
+            model["position_bias"] = found
+            model.get("null_reasons", {}).pop("position_bias", None)
