@@ -61,6 +61,13 @@ class MetricSpec:
     def direction(self) -> str:
         return "higher is better" if self.higher_is_better else "lower is better"
 
+    @property
+    def tooltip(self) -> str:
+        """The report tooltip: the help text, saying so when lower is better."""
+        if self.higher_is_better or "lower is better" in self.help:
+            return self.help
+        return f"{self.help} (lower is better)"
+
 
 METRIC_SPECS: list[MetricSpec] = [
     MetricSpec(

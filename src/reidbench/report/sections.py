@@ -52,7 +52,7 @@ class _SpecField(Mapping[str, str]):
 # names stay for callers that read them (a registered metric appears in both).
 HEADLINE = specs.METRIC_SPECS
 LABELS = _SpecField("label")
-HELP = _SpecField("help")
+HELP = _SpecField("tooltip")
 
 
 def _metric(block: Mapping[str, Any], key: str, ci_block: Mapping[str, Any] | None) -> Cell:
