@@ -310,9 +310,7 @@ def build_context(
     colours = plots.system_colors(list(systems))
     pairs = record.run.pairs
     n_same, n_pairs = pairs.n_same, pairs.n_pairs
-    prevalence = (
-        n_same / n_pairs if fmt.is_num(n_same) and fmt.is_num(n_pairs) and n_pairs else None
-    )
+    prevalence = n_same / n_pairs if n_same is not None and n_pairs else None
 
     config_prompts = _config_prompts(manifest)
     cards = []
@@ -378,9 +376,9 @@ def build_context(
         "tuned": sections.tuned_halves_table(systems, colours),
         "faw": sections.failures_as_wrong_table(systems, colours),
         "coverage_aware": cov.coverage_aware_table(systems, colours),
-        "coverage_comparisons": cov.comparison_table(record.comparisons, colours),
+        "coverage_comparisons": cov.comparison_table(metrics.get("comparisons") or [], colours),
         "risk_coverage": cov.risk_coverage_plot(systems, colours),
-        "comparisons": sections.comparison_table(record.comparisons, colours),
+        "comparisons": sections.comparison_table(metrics.get("comparisons") or [], colours),
         "ranking": sections.failure_ranking_table(
             record.failures.get("ranking") or [], systems, colours
         ),
