@@ -210,6 +210,7 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
     return float(roc_auc_score(y, s)) if 0 < y.sum() < y.size else None
 
 
+@pytest.mark.slow
 def test_a_registered_metric_is_computed_and_reported(spec_table, tmp_path):
     """Adding a metric = a spec + the function that computes it; nothing else changes."""
     specs.register_metric(
