@@ -102,6 +102,8 @@ def test_run_resume_extend_and_report(run_cli, data, server, tmp_path, key_env) 
     assert result.code == 0, result.err
     for name in ("run.json", "pairs.parquet", "scores.parquet", "metrics.json", "report.html"):
         assert (out / name).is_file(), name
+    for name in ("run.json", "metrics.json"):  # typed records carry their schema version
+        assert json.loads((out / name).read_text())["schema_version"] == 1, name
     n_pairs = pq.read_table(out / "pairs.parquet").num_rows
     assert n_pairs >= POSITIVES + NEGATIVES
     assert len(server.records) == 2 * n_pairs  # (a, b) and (b, a), once each

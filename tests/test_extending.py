@@ -15,6 +15,7 @@ import reidbench.models as models
 import reidbench.plugins as plugins
 from reidbench.datasets import DatasetFormat, register_dataset_format
 from reidbench.errors import UserError
+from reidbench.metrics import specs
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
 EXAMPLE = re.compile(r"<!-- example: ([\w-]+) -->\n```python\n(.*?)```", re.DOTALL)
@@ -31,6 +32,7 @@ def clean_registries(monkeypatch, tmp_path):
 
     monkeypatch.setattr(settings, "FAMILIES", presets.FAMILIES)
     monkeypatch.setattr(models, "EMBEDDERS", dict(models.EMBEDDERS))
+    monkeypatch.setattr(specs, "METRIC_SPECS", list(specs.METRIC_SPECS))
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.chdir(tmp_path)
     plugins.reset()
@@ -42,7 +44,13 @@ def clean_registries(monkeypatch, tmp_path):
 
 def test_every_extension_example_runs(clean_registries):
     examples = EXAMPLE.findall(DOC.read_text(encoding="utf-8"))
-    assert [name for name, _ in examples] == ["dataset", "embedder", "provider", "entry-point"]
+    assert [name for name, _ in examples] == [
+        "dataset",
+        "embedder",
+        "provider",
+        "entry-point",
+        "metric",
+    ]
     namespace: dict[str, object] = {"__name__": "extending_example"}
     for name, code in examples:
         exec(compile(code, f"{DOC}:{name}", "exec"), namespace)

@@ -33,6 +33,7 @@ from reidbench.engine import session as engine_session
 from reidbench.errors import UserError
 from reidbench.files import write_json_atomic
 from reidbench.progress import Log, ProgressFactory, no_log
+from reidbench.records import RUN_SCHEMA_VERSION, checked_manifest
 from reidbench.rundir_lock import hold_run_dir, refuse_if_held
 from reidbench.tables import SCORES_SCHEMA, read_meta, read_table, write_table
 from reidbench.tasks.registry import TaskContext, check_tasks, run_tasks, tasks_preflight
@@ -150,7 +151,7 @@ def _run(cfg, paths, make_progress, log, environ, write_outputs, relink) -> RunP
     pairs = pairset.table
 
     manifest = _manifest(cfg, dataset, pairset.meta)
-    write_json_atomic(paths.manifest, manifest)
+    write_json_atomic(paths.manifest, checked_manifest(manifest))
     from reidbench.judges.attribute_answers import record_attribute_truth
 
     record_attribute_truth(cfg.systems, dataset, paths.out, log=log)  # docs/tasks.md
@@ -162,7 +163,7 @@ def _run(cfg, paths, make_progress, log, environ, write_outputs, relink) -> RunP
         _ensure_system(system, dataset, pairs, paths, make_progress, log, environ, manifest)
     if live is not None:
         _ensure_live_cascade(cfg, dataset, pairs, paths, make_progress, log, environ, manifest)
-    write_json_atomic(paths.manifest, manifest)  # now with fingerprints filled in
+    write_json_atomic(paths.manifest, checked_manifest(manifest))  # now with fingerprints filled in
     _merge_scores(cfg, paths)
     if cfg.fusion is not None or cfg.cascade is not None:
         _ensure_fusions(cfg, paths, log)
@@ -285,6 +286,7 @@ def _dataset_fp(dataset: Dataset) -> str:
 
 def _manifest(cfg: ExperimentConfig, dataset: Dataset, pairs_meta: dict[str, Any]) -> dict:
     return {
+        "schema_version": RUN_SCHEMA_VERSION,  # reidbench.records: typed, migrated on read
         "reidbench_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "config": cfg.model_dump(mode="json"),

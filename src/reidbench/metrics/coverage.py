@@ -52,6 +52,7 @@ __all__ = [
     "threshold_confidence",
 ]
 
+# The coin-flip versions computed here (specs with a coverage_help are shown in the report).
 COVERAGE_METRICS = ("accuracy", "precision", "recall", "f1", "auc", "eer", TAR_KEY, "coverage")
 
 

@@ -40,7 +40,7 @@ from sklearn.metrics import roc_auc_score
 
 from reidbench.metrics._util import fnum
 from reidbench.metrics.clusters import PairClusters, as_pair_clusters
-from reidbench.metrics.verification import FAR, TAR_KEY
+from reidbench.metrics.verification import FAR, RANKING_METRICS, TAR_KEY, THRESHOLD_METRICS
 
 __all__ = [
     "PERCENTILE_METRICS",
@@ -63,7 +63,7 @@ __all__ = [
     "two_way_variance",
 ]
 
-_RANKING_KEYS = ("auc", "pr_auc", "eer", TAR_KEY)
+_RANKING_KEYS = RANKING_METRICS  # the order matters: [:1] is the AUC
 PERCENTILE_METRICS = (TAR_KEY,)
 _CLUSTER_METHOD = (
     "two-way cluster bootstrap over identities (pigeonhole weights, Owen 2007) with the "
@@ -329,9 +329,7 @@ def bootstrap_ci(
         "null_reasons": {},
     }
     names = metrics or (
-        ("accuracy", "precision", "recall", "f1") * (y_pred is not None)
-        + ("auc", "pr_auc", "eer", TAR_KEY)
-        + tuple(rates or ())
+        THRESHOLD_METRICS * (y_pred is not None) + RANKING_METRICS + tuple(rates or ())
     )
     if n_resamples == 0:
         out["null_reasons"] = dict.fromkeys(names, "bootstrap disabled (bootstrap = 0)")

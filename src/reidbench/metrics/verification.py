@@ -32,6 +32,7 @@ from sklearn.metrics import (
 )
 
 from reidbench.metrics._util import fnum, fnums
+from reidbench.metrics.specs import FAR, TAR_KEY, keys
 
 __all__ = [
     "FAR",
@@ -50,10 +51,10 @@ __all__ = [
     "threshold_metrics",
 ]
 
-FAR = 1e-2
-TAR_KEY = "tar_at_far_1e-2"
-THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1")
-RANKING_METRICS = ("auc", "pr_auc", "eer", TAR_KEY)
+# The metrics this module computes, in table order (reidbench.metrics.specs); a spec
+# with its own `compute` is computed by `metrics.run.blocks` instead.
+THRESHOLD_METRICS = keys("threshold", builtin=True)
+RANKING_METRICS = keys("ranking", builtin=True)
 
 
 def decide(scores: np.ndarray, threshold: float | None, stated_same: np.ndarray) -> np.ndarray:

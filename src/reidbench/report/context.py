@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reidbench import __version__
+from reidbench.records import MetricsRecord, RunManifest, manifest_from_dict, metrics_from_dict
 from reidbench.report import coverage_view as cov
 from reidbench.report import format as fmt
 from reidbench.report import plots, protocol, sections
@@ -282,15 +283,13 @@ def _highlights(metrics: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _dataset_root(metrics: Mapping[str, Any], manifest: Mapping[str, Any]) -> Path | None:
-    root = ((metrics.get("run") or {}).get("dataset") or {}).get("root") or (
-        manifest.get("dataset") or {}
-    ).get("root")
+def _dataset_root(metrics: MetricsRecord, manifest: RunManifest | None) -> Path | None:
+    root = metrics.run.dataset.get("root") or (manifest.dataset.get("root") if manifest else None)
     return Path(root) if root else None
 
 
-def _config_prompts(manifest: Mapping[str, Any]) -> dict[str, str]:
-    systems = (manifest.get("config") or {}).get("systems") or []
+def _config_prompts(manifest: RunManifest | None) -> dict[str, str]:
+    systems = (manifest.config.extra("systems") if manifest else None) or []
     return {
         str(s.get("name")): str(s.get("prompt"))
         for s in systems
@@ -299,20 +298,22 @@ def _config_prompts(manifest: Mapping[str, Any]) -> dict[str, str]:
 
 
 def build_context(
-    metrics: Mapping[str, Any],
-    manifest: Mapping[str, Any],
+    metrics: Mapping[str, Any] | MetricsRecord,
+    manifest: Mapping[str, Any] | RunManifest | None,
     *,
     generated: str,
 ) -> dict[str, Any]:
     """The template's input: tables, figures, protocol facts and gallery, all precomputed."""
-    run = metrics.get("run") or {}
-    systems: dict[str, Mapping[str, Any]] = dict(metrics.get("systems") or {})
+    record = metrics_from_dict(metrics)  # typed top level (reidbench.records)
+    if isinstance(manifest, Mapping):
+        manifest = manifest_from_dict(dict(manifest)) if manifest else None
+    metrics = record.to_dict()  # the open blocks below are read as plain mappings
+    run = metrics.get("run") or {}  # protocol facts read it as a mapping
+    systems: dict[str, Mapping[str, Any]] = dict(record.systems)
     colours = plots.system_colors(list(systems))
-    pairs = run.get("pairs") or {}
-    n_same, n_pairs = pairs.get("n_same"), pairs.get("n_pairs")
-    prevalence = (
-        n_same / n_pairs if fmt.is_num(n_same) and fmt.is_num(n_pairs) and n_pairs else None
-    )
+    pairs = record.run.pairs
+    n_same, n_pairs = pairs.n_same, pairs.n_pairs
+    prevalence = n_same / n_pairs if n_same is not None and n_pairs else None
 
     config_prompts = _config_prompts(manifest)
     cards = []
@@ -332,26 +333,26 @@ def build_context(
     rep, rep_skipped = sections.repeat_table(systems, colours)
     tra, tra_skipped = sections.transitivity_table(systems, colours)
     confusions = [c for n, b in systems.items() if (c := _confusion(n, b, colours[n]))]
-    ds = run.get("dataset") or {}
+    ds = record.run.dataset
 
     return {
-        "title": f"reidbench report: {run.get('name') or 'run'}",
-        "run_name": run.get("name") or "run",
+        "title": f"reidbench report: {record.run.name or 'run'}",
+        "run_name": record.run.name or "run",
         "dataset_name": ds.get("dataset", "dataset"),
-        "synthetic": bool(run.get("synthetic")),
+        "synthetic": bool(record.run.synthetic),
         "generated": generated,
         "report_version": __version__,
-        "metrics_version": metrics.get("reidbench_version"),
-        "run_version": run.get("run_reidbench_version"),
-        "run_created": run.get("created"),
-        "metrics_format": metrics.get("format"),
+        "metrics_version": record.reidbench_version,
+        "run_version": record.run.run_reidbench_version,
+        "run_created": record.run.created,
+        "metrics_format": record.format,
         "n_pairs": fmt.integer(n_pairs),
         "n_same": fmt.integer(n_same),
-        "n_different": fmt.integer(pairs.get("n_different")),
-        "split": ((pairs.get("meta") or {}).get("split")) or fmt.DASH,
-        "seed": ((pairs.get("meta") or {}).get("seed")),
-        "content_hash": ((pairs.get("meta") or {}).get("content_hash")) or fmt.DASH,
-        "bootstrap": (run.get("protocol") or {}).get("bootstrap") or {},
+        "n_different": fmt.integer(pairs.n_different),
+        "split": pairs.meta.get("split") or fmt.DASH,
+        "seed": pairs.meta.get("seed"),
+        "content_hash": pairs.meta.get("content_hash") or fmt.DASH,
+        "bootstrap": record.run.protocol.get("bootstrap") or {},
         "systems": [
             (n, colours[n], protocol.type_label(b.get("type"))) for n, b in systems.items()
         ],
@@ -359,7 +360,7 @@ def build_context(
         "subset_systems": [n for n, b in systems.items() if b.get("evaluated_on")],
         "summary": sections.summary_table(
             {n: b for n, b in systems.items() if not b.get("evaluated_on")}
-            if metrics.get("held_out")
+            if record.held_out
             else systems,
             colours,
         ),
@@ -383,9 +384,9 @@ def build_context(
         "risk_coverage": cov.risk_coverage_plot(systems, colours),
         "comparisons": sections.comparison_table(metrics.get("comparisons") or [], colours),
         "ranking": sections.failure_ranking_table(
-            (metrics.get("failures") or {}).get("ranking") or [], systems, colours
+            record.failures.get("ranking") or [], systems, colours
         ),
-        "gallery": _gallery(metrics, colours, _dataset_root(metrics, manifest)),
+        "gallery": _gallery(metrics, colours, _dataset_root(record, manifest)),
         "symmetry": sym,
         "symmetry_skipped": sym_skipped,
         "repeats": rep,

@@ -14,6 +14,7 @@ from typing import Any
 
 import matplotlib
 
+from reidbench.metrics import specs
 from reidbench.report import format as fmt
 from reidbench.report import plots
 from reidbench.report.model import Cell, Row, Table, as_map, collect_notes, formatted, number
@@ -21,13 +22,10 @@ from reidbench.report.model import Cell, Row, Table, as_map, collect_notes, form
 Systems = Mapping[str, Mapping[str, Any]]
 Colours = Mapping[str, str]
 
-KEYS = (
-    ("accuracy", "Accuracy", "expected accuracy: an abstention is 0.5 correct"),
-    ("f1", "F1", "F1 of the expected confusion matrix (abstentions half 'same', half 'different')"),
-    ("auc", "AUC", "an abstained pair is tied with every pair of the other class"),
-    ("eer", "EER", "equal error rate of the coin-flip ROC (lower is better)"),
-    ("tar_at_far_1e-2", "TAR@FAR 1%", "true accept rate at FAR <= 1% on the coin-flip ROC"),
-)
+
+def coverage_keys() -> list[tuple[str, str, str]]:
+    """(key, label, tooltip) of the coin-flip table: the specs with a coverage_help."""
+    return [(s.key, s.label, str(s.coverage_help)) for s in specs.METRIC_SPECS if s.coverage_help]
 
 
 def ranking_auc(block: Mapping[str, Any]) -> tuple[float | None, Any, str]:
@@ -58,7 +56,7 @@ def coverage_aware_table(
     """Every system over all the pairs it was meant to answer, abstentions as coin flips."""
     cols = [
         ("Coverage", "answered pairs / pairs the system was meant to answer"),
-        *[(label, tip) for _, label, tip in KEYS],
+        *[(label, tip) for _, label, tip in coverage_keys()],
     ]
     if with_aurc:
         cols.append(
@@ -74,7 +72,8 @@ def coverage_aware_table(
         cov.sub = f"{fmt.integer(ca.get('n_answered'))} / {fmt.integer(ca.get('n'))}"
         reasons = as_map(ca.get("null_reasons"))
         cells = [cov] + [
-            number(ca.get(k), str(reasons.get(k) or ""), ci=intervals.get(k)) for k, _, _ in KEYS
+            number(ca.get(k), str(reasons.get(k) or ""), ci=intervals.get(k))
+            for k, _, _ in coverage_keys()
         ]
         if with_aurc:
             rc = as_map(b.get("risk_coverage"))

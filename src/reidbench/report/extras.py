@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reidbench.metrics import specs
 from reidbench.report import format as fmt
 from reidbench.report import plots, sections
 from reidbench.report.coverage_view import coverage_aware_table
@@ -29,7 +30,6 @@ from reidbench.report.model import (
 )
 
 Pairs = list[tuple[str, str]]
-METRICS = ("accuracy", "f1", "auc", "pr_auc", "eer", "tar_at_far_1e-2")
 
 
 @dataclass
@@ -64,7 +64,7 @@ def _split_text(split: Any) -> str:
 
 def _metric_cells(block: Mapping[str, Any], intervals: Mapping[str, Any] | None) -> list[Cell]:
     iv = intervals or {}
-    return [number(block.get(k), ci=iv.get(k)) for k in METRICS]
+    return [number(block.get(k), ci=iv.get(k)) for k in specs.keys(summary=True)]
 
 
 def _fusion_block(name: str, f: Mapping[str, Any], colours: Mapping[str, str]) -> ExtraBlock:
@@ -110,7 +110,7 @@ def _fusion_block(name: str, f: Mapping[str, Any], colours: Mapping[str, str]) -
     n_held = split.get("n_held_out")
     cols = [
         ("Answered", "held-out pairs the system answered"),
-        *[(sections.LABELS[k], sections.HELP[k]) for k in METRICS],
+        *[(sections.LABELS[k], sections.HELP[k]) for k in specs.keys(summary=True)],
     ]
     answered = count(fused.get("n_answered"))
     if fmt.is_num(n_held) and fmt.is_num(fused.get("n_answered")) and n_held:

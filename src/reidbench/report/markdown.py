@@ -8,20 +8,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reidbench.metrics import specs
+from reidbench.records import MetricsRecord, metrics_from_dict
 from reidbench.report import format as fmt
 
-COLUMNS = (
-    "system",
-    "type",
-    "coverage",
-    "accuracy",
-    "F1",
-    "AUC [95% CI]",
-    "EER",
-    "USD/1k pairs",
-    "AUC coin flip",
-)
-RIGHT = {2, 3, 4, 5, 6, 7, 8}  # numeric columns
+
+def columns() -> list[str]:
+    """Column headers: the metric ones from the spec table (specs with a `markdown` label)."""
+    metrics = [str(s.markdown) for s in specs.markdown_specs()]
+    return ["system", "type", "coverage", *metrics, "USD/1k pairs", "AUC coin flip"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "COLUMNS":  # the old constant, now computed so a registered metric shows
+        return tuple(columns())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+LEFT = {0, 1}  # text columns; every other column is numeric (right-aligned)
 
 
 def _cell(text: str) -> str:
@@ -29,8 +33,14 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def _value(b: Mapping[str, Any], spec: specs.MetricSpec) -> str:
+    if spec.markdown_ci:
+        ci = ((b.get("ci") or {}).get("intervals") or {}).get(spec.key)
+        return fmt.with_ci(b.get(spec.key), ci, spec.digits)
+    return fmt.num(b.get(spec.key), spec.digits)
+
+
 def _row(name: str, b: Mapping[str, Any]) -> list[str]:
-    ci = ((b.get("ci") or {}).get("intervals") or {}).get("auc")
     costs = b.get("costs") or {}
     per_k = costs.get("usd_per_1000_pairs")
     cost = fmt.usd(per_k)
@@ -42,10 +52,7 @@ def _row(name: str, b: Mapping[str, Any]) -> list[str]:
         _cell(name) + held,
         _cell(kind),
         fmt.pct(b.get("coverage")),
-        fmt.num(b.get("accuracy")),
-        fmt.num(b.get("f1")),
-        fmt.with_ci(b.get("auc"), ci),
-        fmt.num(b.get("eer")),
+        *[_value(b, s) for s in specs.markdown_specs()],
         cost,
         # Abstentions as coin flips (metrics.json coverage_aware): refusing cannot raise it.
         fmt.num((b.get("coverage_aware") or {}).get("auc")),
@@ -53,38 +60,40 @@ def _row(name: str, b: Mapping[str, Any]) -> list[str]:
 
 
 def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [list(COLUMNS), *rows]) for i in range(len(COLUMNS))]
+    head = columns()
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
     def line(cells: list[str]) -> str:
         padded = [
-            c.rjust(w) if i in RIGHT else c.ljust(w)
+            c.ljust(w) if i in LEFT else c.rjust(w)
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ]
         return "| " + " | ".join(padded) + " |"
 
-    rule = [("-" * (w + 1) + ":") if i in RIGHT else "-" * (w + 2) for i, w in enumerate(widths)]
-    return [line(list(COLUMNS)), "|" + "|".join(rule) + "|"] + [line(r) for r in rows]
+    rule = ["-" * (w + 2) if i in LEFT else ("-" * (w + 1) + ":") for i, w in enumerate(widths)]
+    return [line(head), "|" + "|".join(rule) + "|"] + [line(r) for r in rows]
 
 
-def summary_markdown(metrics: Mapping[str, Any]) -> str:
+def summary_markdown(metrics: Mapping[str, Any] | MetricsRecord) -> str:
     """A compact table of every system (dashes for undefined values), with the data source."""
-    run = metrics.get("run") or {}
-    ds = (run.get("dataset") or {}).get("dataset", "dataset")
-    pairs = run.get("pairs") or {}
-    seed = (pairs.get("meta") or {}).get("seed")
+    record = metrics_from_dict(metrics)
+    run = record.run
+    ds = run.dataset.get("dataset", "dataset")
+    pairs = run.pairs
+    seed = pairs.meta.get("seed")
     head = (
-        f"**{_cell(run.get('name') or 'run')}** on {_cell(ds)}"
-        f"{' (SYNTHETIC)' if run.get('synthetic') else ''}: "
-        f"{fmt.integer(pairs.get('n_pairs'))} pairs ({fmt.integer(pairs.get('n_same'))} same, "
-        f"{fmt.integer(pairs.get('n_different'))} different), "
+        f"**{_cell(run.name or 'run')}** on {_cell(ds)}"
+        f"{' (SYNTHETIC)' if run.synthetic else ''}: "
+        f"{fmt.integer(pairs.n_pairs)} pairs ({fmt.integer(pairs.n_same)} same, "
+        f"{fmt.integer(pairs.n_different)} different), "
         f"seed {seed if seed is not None else '-'}"
     )
-    systems = metrics.get("systems") or {}
-    held = metrics.get("held_out") or {}
+    systems: Mapping[str, Mapping[str, Any]] = record.systems
+    held = record.held_out or {}
     lines = [head, ""]
     if held:  # like for like: fused systems only beside others on the same held-out pairs
         systems = {n: b for n, b in systems.items() if not b.get("evaluated_on")}
-        lines.append(f"All {fmt.integer(pairs.get('n_pairs'))} pairs:")
+        lines.append(f"All {fmt.integer(pairs.n_pairs)} pairs:")
         lines.append("")
     if systems:
         lines += _table([_row(str(n), b) for n, b in systems.items()])
@@ -102,15 +111,15 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
     subsets = sorted({str(b["evaluated_on"]) for b in systems.values() if b.get("evaluated_on")})
     if subsets:
         lines.append(f"† evaluated on a subset of the pairs only: {'; '.join(subsets)}.")
-    for w in metrics.get("warnings") or []:
+    for w in record.warnings:
         lines.append(f"Warning: {_cell(w)}")
-    for s in metrics.get("fusion_skipped") or []:
+    for s in record.fusion_skipped or []:
         if isinstance(s, Mapping):
             lines.append(f"Fused system {_cell(str(s.get('name')))} not shown: {s.get('reason')}.")
     from reidbench.report.gallery_view import gallery_markdown  # issue #13: gallery task
 
-    lines += gallery_markdown(metrics)
-    if run.get("synthetic"):
+    lines += gallery_markdown({"tasks": record.tasks or {}})
+    if run.synthetic:
         lines.append(
             "> SYNTHETIC DATA: procedural pedestrians, not real people; these numbers say "
             "nothing about performance on a real benchmark."

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reidbench.metrics import specs
 from reidbench.report import format as fmt
 from reidbench.report.model import scalar_text
 
@@ -143,10 +144,6 @@ def camera_balance(run: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, l
 
 
 RULE_LABELS = {
-    "auc": "AUC",
-    "pr_auc": "AP (PR-AUC)",
-    "eer": "EER",
-    "tar_at_far_1e-2": "TAR@FAR 1%",
     "mcnemar": "McNemar test",
     "auc_diff": "AUC difference",
     "split": "Calibration split",
@@ -154,12 +151,17 @@ RULE_LABELS = {
 }
 
 
+def _rule_label(key: str) -> str:
+    """A metric's protocol label from the spec table, else RULE_LABELS, else the key."""
+    for s in specs.METRIC_SPECS:
+        if s.key == key and s.protocol_label:
+            return s.protocol_label
+    return RULE_LABELS.get(key, _humanise(key).capitalize())
+
+
 def rule_facts(run: Mapping[str, Any]) -> Pairs:
     proto = run.get("protocol") or {}
-    return [
-        (RULE_LABELS.get(str(k), _humanise(str(k)).capitalize()), _flat(v))
-        for k, v in proto.items()
-    ]
+    return [(_rule_label(str(k)), _flat(v)) for k, v in proto.items()]
 
 
 def _price(prices: Mapping[str, Any] | None) -> str:

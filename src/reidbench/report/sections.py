@@ -6,9 +6,10 @@ value is missing, using the reasons metrics.json records.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from reidbench.metrics import specs
 from reidbench.report import format as fmt
 from reidbench.report.coverage_view import coverage_sub
 from reidbench.report.model import (
@@ -27,28 +28,37 @@ from reidbench.report.protocol import THRESHOLD_SOURCES, type_label
 Systems = Mapping[str, Mapping[str, Any]]
 Colours = Mapping[str, str]
 
-HEADLINE = (
-    ("accuracy", "Accuracy", "fraction of answered pairs decided correctly at the threshold"),
-    ("precision", "Precision", "of pairs decided 'same', the fraction that are the same person"),
-    ("recall", "Recall", "of same-person pairs, the fraction decided 'same'"),
-    ("f1", "F1", "harmonic mean of precision and recall"),
-    ("auc", "AUC", "area under the ROC curve (threshold-free ranking quality)"),
-    ("pr_auc", "AP", "average precision = area under the precision-recall curve (step-wise)"),
-    (
-        "eer",
-        "EER",
-        "equal error rate: where false accept rate = false reject rate (lower is better)",
-    ),
-    ("tar_at_far_1e-2", "TAR@FAR 1%", "true accept rate at a false accept rate of at most 1%"),
-)
-LABELS = {key: label for key, label, _ in HEADLINE}
 
-HELP = {key: tip for key, _, tip in HEADLINE}
+class _SpecField(Mapping[str, str]):
+    """A live key -> label (or help) view of the spec table, so registered metrics show."""
+
+    def __init__(self, attr: str) -> None:
+        self.attr = attr
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            return str(getattr(specs.spec(key), self.attr))
+        except KeyError:
+            raise KeyError(key) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(specs.keys())
+
+    def __len__(self) -> int:
+        return len(specs.METRIC_SPECS)
+
+
+# Labels and tooltips of the headline metrics come from reidbench.metrics.specs; these
+# names stay for callers that read them (a registered metric appears in both).
+HEADLINE = specs.METRIC_SPECS
+LABELS = _SpecField("label")
+HELP = _SpecField("tooltip")
 
 
 def _metric(block: Mapping[str, Any], key: str, ci_block: Mapping[str, Any] | None) -> Cell:
     ci = ((ci_block or {}).get("intervals") or {}).get(key) if ci_block else None
-    return number(block.get(key), reason(block, key), ci=ci)
+    digits = next((s.digits for s in specs.METRIC_SPECS if s.key == key), 3)
+    return number(block.get(key), reason(block, key), digits=digits, ci=ci)
 
 
 def _row_sub(block: Mapping[str, Any]) -> str:
@@ -61,8 +71,7 @@ def _row_sub(block: Mapping[str, Any]) -> str:
 def summary_table(systems: Systems, colours: Colours) -> Table:
     cols = [
         ("Coverage", "answered pairs / all pairs; failures (refusals, errors) lower it"),
-        *[(LABELS[k], HELP[k]) for k in ("accuracy", "f1", "auc", "pr_auc", "eer")],
-        (LABELS["tar_at_far_1e-2"], HELP["tar_at_far_1e-2"]),
+        *[(LABELS[k], HELP[k]) for k in specs.keys(summary=True)],
         ("Catastrophic", "refusals + safety blocks + parse errors + confident wrong answers"),
         ("USD / 1k pairs", "what the answers cost per 1,000 distinct pairs"),
     ]
@@ -73,10 +82,7 @@ def summary_table(systems: Systems, colours: Colours) -> Table:
         coverage = number(b.get("coverage"), reason(b, "coverage"), ci=cov_ci)
         coverage.sub = f"{fmt.integer(b.get('n_answered'))} / {fmt.integer(b.get('n_pairs'))}"
         cells = [coverage]
-        cells += [
-            _metric(b, k, b.get("ci"))
-            for k in ("accuracy", "f1", "auc", "pr_auc", "eer", "tar_at_far_1e-2")
-        ]
+        cells += [_metric(b, k, b.get("ci")) for k in specs.keys(summary=True)]
         for c in cells[1:]:  # answered-only values: their coverage next to each
             c.sub = c.sub or coverage_sub(b)
         f = b.get("failures") or {}
@@ -102,8 +108,7 @@ def threshold_table(systems: Systems, colours: Colours) -> Table:
         ("Normalised", "threshold / scale"),
         ("Source", "recorded in the run, LVLM default, or best F1 on calibration half A"),
         ("Calibration", "pairs of half A used to choose it, and their F1"),
-        (LABELS["precision"], HELP["precision"]),
-        (LABELS["recall"], HELP["recall"]),
+        *[(LABELS[k], HELP[k]) for k in specs.keys("threshold", summary=False)],
         ("EER threshold", "the threshold at the equal error rate"),
         ("TAR@FAR 1% thr.", "the highest threshold reaching TAR@FAR 1%"),
     ]
@@ -122,17 +127,16 @@ def threshold_table(systems: Systems, colours: Colours) -> Table:
                     number(b.get("threshold_normalised"), digits=4),
                     text(THRESHOLD_SOURCES.get(src := str(b.get("threshold_source")), src)),
                     cal_cell,
-                    _metric(b, "precision", b.get("ci")),
-                    _metric(b, "recall", b.get("ci")),
+                    *[_metric(b, k, b.get("ci")) for k in specs.keys("threshold", summary=False)],
                     formatted(
                         b.get("eer_threshold"),
                         lambda v, s=scale: fmt.threshold(v, s),
                         reason(b, "eer_threshold") or reason(b, "eer"),
                     ),
                     formatted(
-                        b.get("tar_at_far_1e-2_threshold"),
+                        b.get(f"{specs.TAR_KEY}_threshold"),
                         lambda v, s=scale: fmt.threshold(v, s),
-                        reason(b, "tar_at_far_1e-2_threshold")
+                        reason(b, f"{specs.TAR_KEY}_threshold")
                         or "only 'accept nothing' keeps FAR <= 1%",
                     ),
                 ],
@@ -144,7 +148,7 @@ def threshold_table(systems: Systems, colours: Colours) -> Table:
 
 
 def tuned_halves_table(systems: Systems, colours: Colours) -> Table:
-    keys = ("accuracy", "precision", "recall", "f1", "auc", "pr_auc", "eer", "tar_at_far_1e-2")
+    keys = specs.keys()
     cols = [
         ("Threshold", "tuned by best F1 on the other half"),
         ("Tuned / measured", "pairs used to tune, pairs measured"),
@@ -180,7 +184,7 @@ def tuned_halves_table(systems: Systems, colours: Colours) -> Table:
 
 
 def failures_as_wrong_table(systems: Systems, colours: Colours) -> Table:
-    keys = ("accuracy", "f1", "auc", "pr_auc", "eer", "tar_at_far_1e-2")
+    keys = specs.keys(summary=True)
     cols = [
         ("Coverage", "answered / all pairs"),
         ("Failed", "pairs with no usable answer, counted as wrong"),

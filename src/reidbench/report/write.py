@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from reidbench.errors import UserError
 from reidbench.files import write_text_atomic
+from reidbench.records import MetricsRecord, RunManifest, load_manifest, metrics_from_dict
 
 SUPPORTED_FORMATS = ("reidbench.metrics/1",)
 
@@ -18,19 +18,15 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _manifest(run_dir: Path) -> dict[str, Any]:
+def _manifest(run_dir: Path) -> RunManifest | None:
     path = run_dir / "run.json"
     if not path.is_file():
-        return {}  # everything essential is in metrics.json; run.json adds prompt paths
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not readable JSON ({exc}); re-run `reidbench run`") from exc
-    return data if isinstance(data, dict) else {}
+        return None  # everything essential is in metrics.json; run.json adds prompt paths
+    return load_manifest(path)
 
 
 def render_report(
-    run_dir: str | Path, metrics: Mapping[str, Any], *, generated: str | None = None
+    run_dir: str | Path, metrics: Mapping[str, Any] | MetricsRecord, *, generated: str | None = None
 ) -> tuple[str, str]:
     """(report HTML, Markdown summary) for a run; nothing is written.
 
@@ -42,15 +38,16 @@ def render_report(
     from reidbench.report.markdown import summary_markdown
 
     run_dir = Path(run_dir)
-    fmt_name = metrics.get("format")
+    record = metrics_from_dict(metrics, str(run_dir / "metrics.json"))
+    fmt_name = record.format
     if fmt_name not in SUPPORTED_FORMATS:
         raise UserError(
             f"{run_dir / 'metrics.json'}: metrics format {fmt_name!r} is not one this reidbench "
             f"reports ({', '.join(SUPPORTED_FORMATS)}); run `reidbench report {run_dir}` to "
             "recompute it"
         )
-    context = build_context(metrics, _manifest(run_dir), generated=generated or _now())
-    return render_html(context), summary_markdown(metrics)
+    context = build_context(record, _manifest(run_dir), generated=generated or _now())
+    return render_html(context), summary_markdown(record)
 
 
 def write_report(run_dir: Path, metrics: dict, *, generated: str | None = None) -> str:

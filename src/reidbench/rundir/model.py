@@ -15,8 +15,9 @@ once and owns every rule about what they mean, so no stage re-derives them:
   image), which the identity-disjoint halves and the cluster bootstrap need;
 - the **calibration / held-out halves** (`reidbench.metrics.splits`).
 
-Old run directories (written before this module) open unchanged: nothing here
-needs a field that they lack.
+Old run directories open unchanged: `run.json` is read through
+`reidbench.records.RunManifest`, which migrates files written before schema
+versions (docs/run-directory.md), and nothing here needs a field they lack.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reidbench.errors import UserError
+from reidbench.records import RunManifest, load_manifest
 from reidbench.rundir.halves import Halves, identity_codes, identity_halves, image_codes
 from reidbench.rundir.verify import check_pairs_hash, check_scores
 from reidbench.tables import PAIRS_SCHEMA, SCORES_SCHEMA, STATUSES, read_meta, read_table
@@ -479,6 +481,7 @@ class RunDir:
     rows: dict[str, Rows]
     systems: dict[str, SystemView]
     notes: list[str] = field(default_factory=list)
+    manifest: RunManifest | None = None  # the typed run.json (`run` is its dict form)
     _fused: tuple[list[FusedRecord], list[dict[str, str]]] | None = None
     _halves: Halves | None = None
 
@@ -557,11 +560,9 @@ def open_run(run_dir: str | Path, *, seed: int | None = None) -> RunDir:
     manifest = run_dir / "run.json"
     if not manifest.is_file():
         raise UserError(f"{manifest}: not found; pass a run directory made by `reidbench run`")
-    run = read_json(manifest, "run manifest")
-    if not isinstance(run, dict) or not isinstance(run.get("systems"), list):
-        raise UserError(f"{manifest}: no 'systems' list; re-run `reidbench run` into this folder")
-    cfg = run.get("config") or {}
-    raw_seed = cfg.get("seed", 0) if seed is None else seed
+    record = load_manifest(manifest)  # typed, migrated to the current schema_version
+    run = record.to_dict()
+    raw_seed = record.config.extra("seed", 0) if seed is None else seed
     if isinstance(raw_seed, bool) or not isinstance(raw_seed, int) or raw_seed < 0:
         raise UserError(f"{manifest}: config.seed must be a whole number >= 0")
     pairs_path = run_dir / "pairs.parquet"
@@ -571,7 +572,7 @@ def open_run(run_dir: str | Path, *, seed: int | None = None) -> RunDir:
     if note:
         notes.append(note)
     scores_path = run_dir / "scores.parquet"
-    entries = {str(e.get("name")): e for e in run["systems"] if isinstance(e, dict)}
+    entries = {str(e["name"]): e for e in run["systems"]}
     scores = read_table(scores_path, schema=SCORES_SCHEMA)
     check_scores(scores_path, scores, {n: system_scale(e) for n, e in entries.items()})
     rows = rows_by_system(scores, pairs, scores_path)
@@ -584,10 +585,16 @@ def open_run(run_dir: str | Path, *, seed: int | None = None) -> RunDir:
     systems = {
         name: _view_from_rows({**entry, "name": name}, rows.get(name, Rows.empty()), pairs.n)
         for name, entry in entries.items()
-        if "name" in entry
     }
     return RunDir(
-        path=run_dir, run=run, pairs=pairs, seed=raw_seed, rows=rows, systems=systems, notes=notes
+        path=run_dir,
+        run=run,
+        pairs=pairs,
+        seed=raw_seed,
+        rows=rows,
+        systems=systems,
+        notes=notes,
+        manifest=record,
     )
 
 

@@ -18,6 +18,7 @@ from reidbench.metrics.coverage import coverage_aware_metrics, risk_coverage
 from reidbench.metrics.run.blocks import pair_ids_digest
 from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.metrics.run.thresholds import Decided
+from reidbench.metrics.specs import keys
 
 OPTIMISTIC = (
     "optimistic bound: answered pairs only (a system that abstains on hard pairs looks better)"
@@ -40,7 +41,7 @@ def coverage_aware_block(d: Decided, y: np.ndarray, boot: Bootstrap) -> dict[str
     ci = boot.coverage_ci(y, d.score, d.pred, d.answered)
     out["ci"] = ci
     if not np.isfinite(d.score).any():  # decisions only: every pair would tie (AUC 0.5)
-        for k in ("auc", "eer", "tar_at_far_1e-2"):
+        for k in keys("ranking", coverage=True, builtin=True):
             out[k] = None
             out["null_reasons"][k] = NO_SCORES
             ci["intervals"][k] = None

@@ -8,9 +8,15 @@ from typing import Any
 
 import numpy as np
 
+from reidbench.metrics import specs
 from reidbench.metrics import verification as ver
 
-METRIC_NAMES = (*ver.THRESHOLD_METRICS, *ver.RANKING_METRICS)
+METRIC_NAMES = (*ver.THRESHOLD_METRICS, *ver.RANKING_METRICS)  # the built-in ones
+
+
+def metric_names() -> tuple[str, ...]:
+    """Every headline metric key, registered ones included, in table order."""
+    return specs.keys()
 
 
 def pair_ids_digest(ids: np.ndarray) -> str:
@@ -41,5 +47,19 @@ def block(
     rm = ver.ranking_metrics(y[scored], s[scored])
     reasons.update(rm.pop("null_reasons"))
     out.update(rm)
+    for spec in specs.METRIC_SPECS:  # metrics registered with their own function
+        if spec.compute is None:
+            continue
+        if spec.kind == "threshold":
+            value = None if pred is None else spec.compute(y, np.asarray(pred))
+        else:
+            value = spec.compute(y[scored], s[scored]) if scored.any() else None
+        out[spec.key] = None if value is None else float(value)
+        if value is None:
+            reasons[spec.key] = (
+                no_pred_reason
+                if pred is None and spec.kind == "threshold"
+                else ("undefined on these pairs")
+            )
     out["null_reasons"] = reasons
     return out

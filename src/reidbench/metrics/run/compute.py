@@ -17,7 +17,7 @@ from reidbench import __version__
 from reidbench.errors import UserError
 from reidbench.files import write_text_atomic
 from reidbench.metrics import failures as fail
-from reidbench.metrics import verification as ver
+from reidbench.metrics import specs
 from reidbench.metrics.run.attributes import attribute_blocks
 from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.metrics.run.comparisons import comparisons
@@ -30,6 +30,7 @@ from reidbench.metrics.run.retrieval_band import with_band
 from reidbench.metrics.run.thresholds import DEFAULT_RULE, RULE_TEXT, RULES, Decided
 from reidbench.metrics.run.views import analysis_views
 from reidbench.progress import NullProgress, Progress
+from reidbench.records import METRICS_SCHEMA_VERSION, manifest_from_dict, metrics_from_dict
 from reidbench.rundir import RunDir, clean_json, open_run, read_json
 from reidbench.tasks.registry import MetricsSettings, tasks_metrics
 
@@ -61,10 +62,7 @@ def _protocol(run_cfg: dict, boot: Bootstrap, split: dict[str, Any], rule: str) 
         "threshold_rule": rule,
         "split": split,
         "bootstrap": boot.protocol(),
-        "pr_auc": "average precision (sklearn.metrics.average_precision_score)",
-        "auc": "ROC AUC (sklearn.metrics.roc_auc_score)",
-        "eer": "linear interpolation on the ROC curve where FPR = 1 - TPR",
-        ver.TAR_KEY: "largest TPR among ROC points with FPR <= 0.01, no interpolation",
+        **{s.key: s.protocol for s in specs.METRIC_SPECS if s.protocol},
         "confident_wrong": "LVLM judges only: score/scale*100 >= 90 on a different-person "
         "pair, or <= 10 on a same-person pair",
         "mcnemar": "exact two-sided binomial test on discordant pairs, pairs both answered",
@@ -167,16 +165,18 @@ def compute_metrics(
     for name, attrs in attribute_blocks(run, boot).items():  # docs/tasks.md, Attributes
         systems[name]["attributes"] = attrs
     counts = {name: block["failures"] for name, block in systems.items()}
+    manifest = run.manifest or manifest_from_dict(run.run)
     pairs_meta = clean_json({k: v for k, v in pairs.meta.items() if k != "triplets"})
     out: dict[str, Any] = {
         "format": METRICS_FORMAT,
+        "schema_version": METRICS_SCHEMA_VERSION,  # reidbench.records.MetricsRecord
         "reidbench_version": __version__,
         "run": {
             "name": cfg.get("name"),
-            "created": run.run.get("created"),
-            "run_reidbench_version": run.run.get("reidbench_version"),
-            "synthetic": bool((run.run.get("dataset") or {}).get("synthetic", False)),
-            "dataset": clean_json(run.run.get("dataset") or {}),
+            "created": manifest.created,
+            "run_reidbench_version": manifest.reidbench_version,
+            "synthetic": bool(manifest.dataset.get("synthetic", False)),
+            "dataset": clean_json(manifest.dataset),
             "pairs": {
                 "n_pairs": pairs.n,
                 "n_same": int(pairs.label.sum()),
@@ -217,7 +217,7 @@ def compute_metrics(
         out["tasks"] = clean_json(tasks)
         if "prompt_sensitivity" in out:  # choice tasks measure each prompt's position bias
             fill_position_bias(out["prompt_sensitivity"], out["tasks"])
-    return out
+    return metrics_from_dict(out, str(run.path / "metrics.json")).to_json_dict()
 
 
 def metrics_json(metrics: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from reidbench.metrics import failures as fail
-from reidbench.metrics.run.blocks import METRIC_NAMES, block
+from reidbench.metrics.run.blocks import block, metric_names
 from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.metrics.run.thresholds import Decided
 from reidbench.rundir import Pairs, SystemView
@@ -42,7 +42,7 @@ def failures_as_wrong(view: Decided, y: np.ndarray, boot: Bootstrap) -> dict[str
 
 def failures_as_wrong_summary(view: Decided, y: np.ndarray, boot: Bootstrap) -> dict[str, Any]:
     faw = failures_as_wrong(view, y, boot)
-    return {k: faw.get(k) for k in (*METRIC_NAMES, "coverage", "n_failed", "rule")}
+    return {k: faw.get(k) for k in (*metric_names(), "coverage", "n_failed", "rule")}
 
 
 def failure_counts(

@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 
 from reidbench.metrics.coverage import coverage_aware_metrics
-from reidbench.metrics.run.blocks import METRIC_NAMES, block
+from reidbench.metrics.run.blocks import block, metric_names
 from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.metrics.run.failures import failures_as_wrong_summary
 from reidbench.metrics.run.headline import system_block
 from reidbench.metrics.run.thresholds import Decided
+from reidbench.metrics.specs import keys
 from reidbench.rundir import FusedRecord, Pairs, SystemView
 from reidbench.rundir.halves import Halves
 
@@ -91,10 +92,10 @@ def fused_systems(
             view.rows.score = np.full_like(view.rows.score, np.nan)
         block_, d, ex = system_on(keep, view, pairs, halves, triplets, boot)
         if mixed:
-            for k in ("auc", "pr_auc", "eer", "tar_at_far_1e-2"):
+            for k in keys("ranking"):
                 block_["null_reasons"][k] = MIXED_SCALES_NOTE
             ca = block_["coverage_aware"]
-            for k in ("auc", "eer", "tar_at_far_1e-2"):
+            for k in keys("ranking", coverage=True, builtin=True):
                 ca[k] = None
                 ca["null_reasons"][k] = MIXED_SCALES_NOTE
                 ca["ci"]["intervals"][k] = None
@@ -114,7 +115,7 @@ def fused_systems(
             else "cascade decision: score >= 0.5 (ReID decision outside the band, LVLM inside)"
         )
         out["systems"].append((name, block_, d, ex))
-        summary = {k: block_.get(k) for k in (*METRIC_NAMES, "n_answered", "threshold")}
+        summary = {k: block_.get(k) for k in (*metric_names(), "n_answered", "threshold")}
         summary["ci"] = block_["ci"]["intervals"]
         common = {
             "name": name,

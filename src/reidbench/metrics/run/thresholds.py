@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from reidbench.metrics import verification as ver
-from reidbench.metrics.run.blocks import METRIC_NAMES, block
+from reidbench.metrics.run.blocks import block, metric_names
 from reidbench.rundir import SystemView
 from reidbench.rundir.halves import Halves
 
@@ -286,7 +286,7 @@ def tuned_halves(view: Decided, y: np.ndarray, halves: Halves, rule: str) -> dic
             b["null_reasons"]["threshold"] = reason
         out[key] = b
     mean: dict[str, Any] = {"null_reasons": {}}
-    for m in METRIC_NAMES:
+    for m in metric_names():
         a, bb = out["a_to_b"].get(m), out["b_to_a"].get(m)
         mean[m] = (a + bb) / 2.0 if a is not None and bb is not None else None
         if mean[m] is None:
