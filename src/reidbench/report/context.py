@@ -401,6 +401,6 @@ def build_context(
         ),
         "cmc": cmc_band_plot({**retrieval, **retrieval_other}, colours)
         or plots.cmc_plot({**retrieval, **retrieval_other}, colours),
-        "views": build_views(metrics, colours, _dataset_root(metrics, manifest)),
+        "views": build_views(metrics, colours, _dataset_root(record, manifest)),
         "extras": extra_sections(metrics, colours) + attribute_sections(metrics, colours),
     }
