@@ -27,6 +27,8 @@ SECTIONS = [
     "thresholds",
     "comparisons",
     "failures",
+    "disagreement",  # issue #15 views: an LVLM and a ReID model
+    "cameras",
     "consistency",
     "costs",
     "retrieval",

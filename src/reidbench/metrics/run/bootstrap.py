@@ -82,6 +82,11 @@ class Bootstrap:
         """Paired test of two systems' decisions on identical pairs (`stats.mcnemar`)."""
         return stats.mcnemar(correct_a, correct_b, **self._kw(at))
 
+    def exact_mcnemar(self, correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, Any]:
+        """McNemar's exact test (two-sided binomial on the discordant pairs), ignoring any
+        clusters: the classic test, reported beside the dependence-aware one."""
+        return stats.mcnemar(correct_a, correct_b)
+
     def paired_mean_diff(
         self,
         values_a: np.ndarray,

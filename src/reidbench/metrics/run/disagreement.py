@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from reidbench.metrics import stats
 from reidbench.metrics._util import fnum
 from reidbench.metrics.run.abstain import confidence, meant_to_answer
 from reidbench.metrics.run.blocks import pair_ids_digest
@@ -93,7 +92,7 @@ def agreement(
     }
     out["accuracy"] = {"lvlm": fnum(a.mean()) if a.size else None}
     out["accuracy"]["reid"] = fnum(b.mean()) if b.size else None
-    out["mcnemar_exact"] = stats.mcnemar(a, b)
+    out["mcnemar_exact"] = boot.exact_mcnemar(a, b)
     out["mcnemar"] = boot.mcnemar(a, b, at=m)
     out["accuracy_diff"] = boot.paired_mean_diff(a, b, at=m)
     out["accuracy_diff"]["direction"] = "LVLM minus ReID"

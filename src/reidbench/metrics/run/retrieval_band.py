@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from reidbench.metrics import stats
 from reidbench.metrics._util import fnum, fnums
+from reidbench.metrics.run.bootstrap import Bootstrap
 
 RESAMPLES = 1000  # re-ranking has no bootstrap setting of its own
 BAND_RULE = (
@@ -138,7 +138,7 @@ def rerank_paired(
             "p_value": float(min(1.0, p)) if d.any() else 1.0,
             "p_value_rule": "two-sided bootstrap fraction on the far side of 0",
         }
-    out["mcnemar"] = stats.mcnemar(hit_a, hit_b)
+    out["mcnemar"] = Bootstrap(n_boot=n_boot, seed=seed).exact_mcnemar(hit_a, hit_b)
     out["mcnemar"]["direction"] = "b: queries only after re-ranking got right at rank 1"
     out["rule"] = (
         f"paired percentile bootstrap over query identities ({n_boot} resamples, seed {seed}); "
