@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from fusion_fixtures import with_noise, write_run  # noqa: E402
-from reidbench.fusion import fuse_logistic, read_run  # noqa: E402
+from reidbench.fusion import fuse_logistic  # noqa: E402
+from reidbench.rundir import open_run  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +35,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.draws):
             y, systems = with_noise(seed=seed)
-            data = read_run(write_run(Path(tmp) / str(seed), y, systems))
+            data = open_run(write_run(Path(tmp) / str(seed), y, systems))
             held = ~data.calibration()
             a = systems["emb-a"]["score"]
             base = roc_auc_score(y[held], a[held])

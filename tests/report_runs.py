@@ -17,7 +17,7 @@ import pyarrow as pa
 from PIL import Image
 
 from reidbench.judges import load_prompt
-from reidbench.metrics.run_metrics import write_metrics
+from reidbench.metrics.run import write_metrics
 from reidbench.pairs import pairset_hash
 from reidbench.tables import SCORES_SCHEMA, write_table
 

@@ -23,7 +23,7 @@ from reidbench.datasets import load_dataset
 from reidbench.experiment import run_experiment
 from reidbench.fusion import band_halfwidth
 from reidbench.judges.images import ImageSpec
-from reidbench.metrics.run_metrics import compute_metrics
+from reidbench.metrics.run import compute_metrics
 from reidbench.metrics.verification import best_f1_threshold
 from reidbench.rundir.halves import identity_codes, identity_halves, image_codes
 from reidbench.tables import read_table

@@ -29,7 +29,7 @@ from reidbench.errors import UserError  # noqa: E402
 from reidbench.metrics import evaluate_features  # noqa: E402
 from reidbench.models import FeatureCache, extract_features, load_embedder  # noqa: E402
 from reidbench.models.base import Embedder  # noqa: E402
-from reidbench.retrieval import evaluate_embedder  # noqa: E402
+from reidbench.retrieval_run import evaluate_embedder  # noqa: E402
 from test_models_fixtures import market_tree  # noqa: E402
 
 

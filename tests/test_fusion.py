@@ -16,10 +16,11 @@ from sklearn.preprocessing import StandardScaler
 
 from reidbench.config import FusionConfig
 from reidbench.errors import UserError
-from reidbench.fusion import fuse_logistic, fuse_run, load_records, read_run
+from reidbench.fusion import fuse_logistic, fuse_run, load_records
 from reidbench.fusion import logistic as logistic_mod
 from reidbench.fusion.records import fit_logistic_record, record_paths
-from reidbench.metrics.run_metrics import compute_metrics
+from reidbench.metrics.run import compute_metrics
+from reidbench.rundir import open_run
 from reidbench.tables import read_table
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -38,7 +39,7 @@ def fused_run(tmp_path_factory: pytest.TempPathFactory):
 
 def test_fit_sees_calibration_rows_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     y, systems = two_embedders_and_lvlm(n=200)
-    data = read_run(write_run(tmp_path, y, systems))
+    data = open_run(write_run(tmp_path, y, systems))
     calib = data.calibration()
     seen = {}
     real = logistic_mod.fit_logistic
@@ -69,7 +70,7 @@ def test_held_out_labels_cannot_change_the_fusion(tmp_path: Path, make) -> None:
     """Noise in place of every held-out label: same candidates' CV AUCs, same chosen inputs,
     same fitted model, threshold and scores."""
     y, systems = make(n=300)
-    data = read_run(write_run(tmp_path, y, systems))
+    data = open_run(write_run(tmp_path, y, systems))
     names = list(systems)
     calib = data.calibration()
     first = fuse_logistic(data, names, calib=calib, cv_folds=3, cs=4)
@@ -88,7 +89,7 @@ def test_held_out_labels_cannot_change_the_fusion(tmp_path: Path, make) -> None:
 
 def test_failed_answers_are_imputed_and_flagged_not_dropped(fused_run) -> None:
     root, y, systems, record, _ = fused_run
-    data = read_run(root)
+    data = open_run(root)
     calib, held = data.calibration(), data.held_out()
     feats = record["logistic"]["features"]
     assert feats["names"] == ["score:emb-a", "score:emb-b", "score:judge", "failed:judge"]
@@ -113,11 +114,11 @@ def test_record_holds_the_fitted_model_and_split(fused_run) -> None:
     assert model["C"] in model["Cs"] and len(model["cv"]["mean_score_per_C"]) == len(model["Cs"])
     assert model["cv"]["folds"] == 5 and model["cv"]["scoring"] == "neg_log_loss"
     assert record["split"]["seed"] == 0
-    calib, held = read_run(root).calibration(), read_run(root).held_out()
+    calib, held = open_run(root).calibration(), open_run(root).held_out()
     assert record["split"]["n_calibration"] == calib.sum()
     assert record["split"]["n_held_out"] == held.sum()
     # The raw-scale coefficients reproduce the stored probabilities.
-    data = read_run(root)
+    data = open_run(root)
     x = logistic_mod.feature_spec(data.systems, ["emb-a", "emb-b", "judge"], calib).matrix(
         data.systems
     )
@@ -153,7 +154,7 @@ def test_fused_system_is_in_metrics_like_any_other(fused_run) -> None:
     plain = metrics["systems"]["emb-a"]
     assert set(plain) - {"threshold_crossfit", "threshold_rule"} <= set(fused)
     assert fused["evaluated_on"] == "held-out" and fused["type"] == "fusion"
-    _calib, held = read_run(root).calibration(), read_run(root).held_out()
+    _calib, held = open_run(root).calibration(), open_run(root).held_out()
     rows = read_table(root / record["rows_file"])
     pid = rows["pair_id"].to_numpy()
     held_y = dict(zip(pair_ids(y.size), y, strict=True))
@@ -179,7 +180,7 @@ def vs_coin_n(block: dict) -> int:
 def test_singles_and_paired_test_on_the_same_held_out_pairs(fused_run) -> None:
     root, y, systems, record, metrics = fused_run
     block = metrics["fusion"][NAME]
-    _calib, held = read_run(root).calibration(), read_run(root).held_out()
+    _calib, held = open_run(root).calibration(), open_run(root).held_out()
     assert block["split"]["n_held_out"] == held.sum()
     assert block["model"]["features"]["names"][-1] == "failed:judge"
     assert block["model"]["model"]["C"] == record["logistic"]["model"]["C"]
@@ -250,7 +251,7 @@ def test_selection_drops_a_pure_noise_input(tmp_path: Path) -> None:
         assert c["cv_auc_mean"] == pytest.approx(np.mean(c["cv_auc_folds"]))
     assert sel["cv"]["folds"] == 5 and sel["cv"]["seed"] == 0
     # The candidates' out-of-fold AUCs are scikit-learn's, on calibration pairs only.
-    calib, _held = read_run(root).calibration(), read_run(root).held_out()
+    calib, _held = open_run(root).calibration(), open_run(root).held_out()
     x = np.column_stack([systems["emb-a"]["score"], systems["noise"]["score"]])
     for cols, inputs in (([0], ("emb-a",)), ([0, 1], ("emb-a", "noise"))):
         pooled = next(c["cv_auc_pooled"] for c in sel["candidates"] if tuple(c["inputs"]) == inputs)
@@ -316,7 +317,7 @@ def test_stale_record_is_skipped_not_reported(tmp_path: Path) -> None:
 def test_user_errors(tmp_path: Path) -> None:
     y, systems = two_embedders_and_lvlm(n=40)
     root = write_run(tmp_path, y, systems)
-    data = read_run(root)
+    data = open_run(root)
     with pytest.raises(UserError, match="no system named 'nope'"):
         fit_logistic_record(data, ["emb-a", "nope"])
     with pytest.raises(UserError, match="at least two"):

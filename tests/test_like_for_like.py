@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).parent))
 from fusion_fixtures import two_embedders_and_lvlm, write_run
 from reidbench.fusion.records import fuse_run
+from reidbench.metrics.run import compute_metrics
 from reidbench.metrics.run.blocks import pair_ids_digest
 from reidbench.metrics.run.thresholds import best_accuracy_threshold, eer_threshold
-from reidbench.metrics.run_metrics import compute_metrics
 from reidbench.rundir import open_run
 from reidbench.rundir.halves import identity_halves
 from reidbench.tables import read_table

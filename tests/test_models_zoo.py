@@ -328,7 +328,7 @@ def test_zoo_is_registered_with_its_dims():
 def test_evaluation_paths_pass_camera_ids(tr_ckpt, tmp_path: Path):
     from reidbench.datasets import load_dataset
     from reidbench.models import pair_scores
-    from reidbench.retrieval import evaluate_embedder
+    from reidbench.retrieval_run import evaluate_embedder
     from test_models_fixtures import market_tree
 
     path, _ = tr_ckpt

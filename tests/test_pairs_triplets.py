@@ -7,8 +7,8 @@ import pytest
 from reidbench.datasets.base import Dataset, ImageRecord
 from reidbench.errors import UserError
 from reidbench.pairs import curate_pairs
-from reidbench.pairs_pools import build_pools, enumerate_positives
-from reidbench.pairs_triplets import ALL_SAME, TWO_SAME, triplet_capacity
+from reidbench.pairs.pools import build_pools, enumerate_positives
+from reidbench.pairs.triplets import ALL_SAME, TWO_SAME, triplet_capacity
 from test_pairs_data import make_dataset
 
 

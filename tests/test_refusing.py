@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from reidbench.metrics.run import write_metrics
 from reidbench.metrics.run.blocks import pair_ids_digest
-from reidbench.metrics.run_metrics import write_metrics
 from reidbench.pairs import pairset_hash
 from reidbench.report import render_report
 from reidbench.report.context import _highlights

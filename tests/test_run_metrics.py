@@ -22,7 +22,7 @@ from sklearn.metrics import (
 
 from reidbench.errors import UserError
 from reidbench.metrics import verification as ver
-from reidbench.metrics.run_metrics import compute_metrics, write_metrics
+from reidbench.metrics.run import compute_metrics, write_metrics
 from reidbench.pairs import pairset_hash
 from reidbench.rundir import open_run
 from reidbench.tables import SCORES_SCHEMA, write_table

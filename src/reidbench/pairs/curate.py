@@ -29,8 +29,8 @@ import pyarrow as pa
 
 from reidbench.datasets.base import Dataset
 from reidbench.errors import UserError
-from reidbench.pairs_hard import NegativeMiner, mine_stratum, miner_features
-from reidbench.pairs_pools import (
+from reidbench.pairs.hard import NegativeMiner, mine_stratum, miner_features
+from reidbench.pairs.pools import (
     SPLIT_CHOICES,
     Pools,
     build_pools,
@@ -40,8 +40,8 @@ from reidbench.pairs_pools import (
     sample_negatives,
     waterfill,
 )
-from reidbench.pairs_rng import StableRng
-from reidbench.pairs_triplets import ALL_SAME, SPACE_AB, TWO_SAME, sample_triplets
+from reidbench.pairs.rng import StableRng
+from reidbench.pairs.triplets import ALL_SAME, SPACE_AB, TWO_SAME, sample_triplets
 from reidbench.tables import PAIRS_SCHEMA, read_meta, read_table, write_table
 
 __all__ = [

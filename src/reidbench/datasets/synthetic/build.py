@@ -33,7 +33,7 @@ import PIL
 from PIL import Image
 
 from reidbench import __version__
-from reidbench.datasets.synthetic_camera import (
+from reidbench.datasets.synthetic.camera import (
     HEIGHT,
     WIDTH,
     CameraProfile,
@@ -45,8 +45,8 @@ from reidbench.datasets.synthetic_camera import (
     sample_shot,
     sample_track,
 )
-from reidbench.datasets.synthetic_identity import Identity, sample_identity
-from reidbench.datasets.synthetic_scene import make_campus
+from reidbench.datasets.synthetic.identity import Identity, sample_identity
+from reidbench.datasets.synthetic.scene import make_campus
 from reidbench.errors import UserError
 from reidbench.files import write_json_atomic
 from reidbench.progress import Progress, reporting

@@ -17,9 +17,9 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from reidbench.datasets.synthetic_identity import RGB, Identity, uniform, weighted_index
-from reidbench.datasets.synthetic_render import HEADINGS, Pose, draw_person, shade
-from reidbench.datasets.synthetic_scene import Campus, make_scene
+from reidbench.datasets.synthetic.identity import RGB, Identity, uniform, weighted_index
+from reidbench.datasets.synthetic.render import HEADINGS, Pose, draw_person, shade
+from reidbench.datasets.synthetic.scene import Campus, make_scene
 
 WIDTH, HEIGHT = 64, 128  # the crop size written to disk (Market-1501 size)
 SUPERSAMPLE = 2  # draw at 2x and reduce: anti-aliased edges for ~2x drawing cost
