@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,7 @@ from reidbench.metrics.run import compute_metrics
 from reidbench.metrics.verification import best_f1_threshold
 from reidbench.rundir import open_run
 from reidbench.tables import read_table
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fusion_fixtures import LVLM_COST, pair_ids, two_embedders_and_lvlm, write_run
+from tests.fusion_fixtures import LVLM_COST, pair_ids, two_embedders_and_lvlm, write_run
 
 NAME = "cascade(emb-a>judge)"
 

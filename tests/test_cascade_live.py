@@ -4,7 +4,6 @@ about held-out pairs inside the band, and the cost reported is the calls actuall
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +26,8 @@ from reidbench.metrics.run import compute_metrics
 from reidbench.metrics.verification import best_f1_threshold
 from reidbench.rundir.halves import identity_codes, identity_halves, image_codes
 from reidbench.tables import read_table
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer
-from fusion_fixtures import image_identities, oracle_score_fn
+from tests.fake_llm_server import FakeLLMServer
+from tests.fusion_fixtures import image_identities, oracle_score_fn
 
 KEY = "sk-test-fusion-0123456789"
 ENV = {"FAKE_KEY": KEY}

@@ -26,9 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from reidbench.datasets.synthetic import generate
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer
+from tests.fake_llm_server import FakeLLMServer
 
 KEY = "sk-concurrent-runs-key-5a5a5a"
 PAIRS = 30  # positives = negatives = PAIRS

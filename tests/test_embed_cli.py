@@ -13,7 +13,7 @@ import torch
 from reidbench.datasets import load_dataset
 from reidbench.models import extract_features, load_embedder
 from reidbench.models.vit import VIT_SMALL
-from test_models_fixtures import finetuned_state_dict, market_tree
+from tests.test_models_fixtures import finetuned_state_dict, market_tree
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from reidbench.datasets.synthetic import generate
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer
+from tests.fake_llm_server import FakeLLMServer
 
 KEY = "sk-experiment-cli-key-9f8e7d6c5b4a"
 POSITIVES = NEGATIVES = 12

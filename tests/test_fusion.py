@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +21,7 @@ from reidbench.fusion.records import fit_logistic_record, record_paths
 from reidbench.metrics.run import compute_metrics
 from reidbench.rundir import open_run
 from reidbench.tables import read_table
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fusion_fixtures import pair_ids, two_embedders_and_lvlm, with_noise, write_run
+from tests.fusion_fixtures import pair_ids, two_embedders_and_lvlm, with_noise, write_run
 
 NAME = "logistic(emb-a+emb-b+judge)"
 

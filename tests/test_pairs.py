@@ -23,7 +23,7 @@ from reidbench.pairs import (
 from reidbench.pairs.pools import build_pools, negative_capacity, waterfill
 from reidbench.pairs.rng import StableRng
 from reidbench.tables import PAIRS_SCHEMA
-from test_pairs_data import (
+from tests.test_pairs_data import (
     available_by_stratum,
     balanced,
     brute_force_pairs,

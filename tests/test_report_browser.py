@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from reidbench.report import write_report
-from reidbench.report.browser import find_chromium, inspect_page
-from report_runs import IMG, SCRIPT, make_run
+from tests.browser import find_chromium, inspect_page
+from tests.report_runs import IMG, SCRIPT, make_run
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None, reason="chromium not installed: apt-get install chromium"
