@@ -21,6 +21,7 @@ REID = ("handcrafted", "efficientnet-lite0")
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # ~1.5 min on an idle 2-core box; far more when it is shared
 def test_demo_runs_end_to_end_into_an_empty_folder(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if k not in AUTO_LVLM_PRESETS}

@@ -31,7 +31,9 @@ def _type_checking_only(node: ast.If) -> bool:
     )
 
 
-def imported_modules(name: str, tree: ast.AST, is_package: bool, known: set[str]):
+def imported_modules(
+    name: str, tree: ast.AST, is_package: bool, known: set[str]
+) -> list[tuple[str, int]]:
     """(module, line) for every import in `tree` that names a module of `known`.
 
     Every import statement counts, at module level or inside a function (a lazy import
@@ -45,8 +47,8 @@ def imported_modules(name: str, tree: ast.AST, is_package: bool, known: set[str]
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, ast.If) and _type_checking_only(node):
-            for child in node.orelse:
-                visit(child)
+            for statement in node.orelse:
+                visit(statement)
             return
         if isinstance(node, ast.Import):
             found.extend((alias.name, node.lineno) for alias in node.names)
