@@ -114,6 +114,7 @@ def expected_band(out: Path, fraction: float) -> tuple[np.ndarray, np.ndarray]:
     return ids[h.b & (np.abs(s - t) <= w)], ids[calib]
 
 
+@pytest.mark.slow
 def test_live_cascade_asks_only_the_band_and_accounts_for_every_call(
     data_root: Path, server: FakeLLMServer, tmp_path: Path
 ) -> None:
@@ -168,6 +169,7 @@ def test_live_cascade_asks_only_the_band_and_accounts_for_every_call(
     assert again["f1"] == op["f1"] and again["usd"] == pytest.approx(op["usd"])
 
 
+@pytest.mark.slow
 def test_live_budget_caps_spending_and_resume_never_overspends(
     data_root: Path, server: FakeLLMServer, tmp_path: Path
 ) -> None:

@@ -142,6 +142,7 @@ def wait_until(cond: Callable[[], bool], p: subprocess.Popen[str], what: str) ->
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_second_run_on_the_same_directory_is_refused_naming_the_holder(
     data: Path, tmp_path: Path
 ) -> None:
@@ -171,6 +172,7 @@ def test_second_run_on_the_same_directory_is_refused_naming_the_holder(
     assert not (out / "run.lock.json").exists()  # released by its holder
 
 
+@pytest.mark.slow
 def test_two_run_directories_sharing_a_cache_pay_once_per_request(
     data: Path, tmp_path: Path
 ) -> None:
@@ -213,6 +215,7 @@ def test_two_run_directories_sharing_a_cache_pay_once_per_request(
         assert config["cache"] == {"responses": str(shared), "claim_lease_s": 1.0}
 
 
+@pytest.mark.slow
 def test_sigkilled_writer_holding_claims_is_taken_over_after_the_lease(
     data: Path, tmp_path: Path
 ) -> None:

@@ -97,6 +97,7 @@ def test_retrieval_text_output_and_rerank(run_cli, market, tmp_path):
     assert "baseline, not ReID-trained" in res.out
 
 
+@pytest.mark.slow
 def test_retrieval_with_personvit_checkpoint(run_cli, small_market, vit_ckpt, tmp_path):
     res = run_cli(
         "retrieval",

@@ -23,6 +23,7 @@ import pytest
 from tests.optional import importorskip
 
 ray = importorskip("ray")
+pytestmark = pytest.mark.slow  # a real local Ray instance per module (and per CLI test)
 
 from reidbench.datasets import load_dataset  # noqa: E402
 from reidbench.engine import session  # noqa: E402
