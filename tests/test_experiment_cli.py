@@ -205,6 +205,7 @@ def _answers(cache: Path) -> int:
         db.close()
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_without_paying_twice(data, tmp_path) -> None:
     with FakeLLMServer(require_key=KEY, latency_s=0.15) as srv:
         # Short leases: the resume waits for the killed run's in-flight claims to lapse.

@@ -62,6 +62,7 @@ def test_fit_sees_calibration_rows_only(monkeypatch: pytest.MonkeyPatch, tmp_pat
     np.testing.assert_array_equal(selected["calib"], calib)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [two_embedders_and_lvlm, with_noise])
 def test_held_out_labels_cannot_change_the_fusion(tmp_path: Path, make) -> None:
     """Noise in place of every held-out label: same candidates' CV AUCs, same chosen inputs,
@@ -229,6 +230,7 @@ def _cv_pooled_auc(x: np.ndarray, y: np.ndarray) -> float:
     return float(roc_auc_score(y, p))
 
 
+@pytest.mark.slow
 def test_selection_drops_a_pure_noise_input(tmp_path: Path) -> None:
     y, systems = with_noise()
     root = write_run(tmp_path, y, systems)
@@ -264,6 +266,7 @@ def test_selection_drops_a_pure_noise_input(tmp_path: Path) -> None:
     assert block["vs_best"]["auc_diff"]["diff"] == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_selection_keeps_complementary_inputs(tmp_path: Path) -> None:
     y, systems = with_noise()
     root = write_run(tmp_path, y, systems)
@@ -297,6 +300,7 @@ def test_no_select_keeps_every_input(tmp_path: Path, run_cli) -> None:
     assert FusionConfig(systems=["a", "b"], select_inputs=False).select_inputs is False
 
 
+@pytest.mark.slow
 def test_stale_record_is_skipped_not_reported(tmp_path: Path) -> None:
     y, systems = two_embedders_and_lvlm(n=200)
     root = write_run(tmp_path / "run", y, systems)
@@ -334,6 +338,7 @@ def test_user_errors(tmp_path: Path) -> None:
     assert record["selection"]["enabled"] is False
 
 
+@pytest.mark.slow
 def test_fuse_cli_writes_records_metrics_and_errors(tmp_path: Path, run_cli) -> None:
     y, systems = two_embedders_and_lvlm(n=120)
     root = write_run(tmp_path / "run", y, systems)
