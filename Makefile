@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint install install-dev clean
+.PHONY: demo test test-fast lint install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ demo: $(VENV)/.installed
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The quick loop: everything but the tests marked slow (end-to-end runs, real models).
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest -m "not slow"
 
 # ruff (lint + format) and mypy (settings and pinned version in pyproject.toml).
 lint: $(VENV)/.installed-dev

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench_judges import KEY, Server, make_crops, make_pairs, system
+from bench.bench_judges import KEY, Server, make_crops, make_pairs, system
 from reidbench.judges import judge_pairs
 from reidbench.judges.claims import Claims
 

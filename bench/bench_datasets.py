@@ -14,7 +14,6 @@ import argparse
 import io
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,10 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from dataset_trees import make_duke_official, make_market_official, make_msmt17_official
 from reidbench.datasets import load_dataset, verify_images
+from tests.dataset_trees import make_duke_official, make_market_official, make_msmt17_official
 
 
 def timed(fn, repeats: int) -> tuple[float, float, object]:

@@ -21,17 +21,13 @@ import argparse
 import hashlib
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
-from fake_llm_server import FakeLLMServer  # noqa: E402  (test fixture, on purpose)
-from fusion_fixtures import image_identities  # noqa: E402
 from reidbench.config import (  # noqa: E402
     CascadeConfig,
     DatasetConfig,
@@ -45,7 +41,9 @@ from reidbench.datasets import load_dataset  # noqa: E402
 from reidbench.experiment import run_experiment  # noqa: E402
 from reidbench.fusion import fuse_run  # noqa: E402
 from reidbench.judges.images import ImageSpec  # noqa: E402
-from reidbench.metrics.run_metrics import compute_metrics  # noqa: E402
+from reidbench.metrics.run import compute_metrics  # noqa: E402
+from tests.fake_llm_server import FakeLLMServer  # noqa: E402  (test fixture, on purpose)
+from tests.fusion_fixtures import image_identities  # noqa: E402
 
 KEY = "sk-bench-0123456789"
 P_IN, P_OUT = 2.5, 10.0  # gpt-4o's list prices (USD per million tokens), for scale

@@ -12,7 +12,6 @@ how often the noise was kept.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
@@ -20,10 +19,10 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
-from fusion_fixtures import with_noise, write_run  # noqa: E402
-from reidbench.fusion import fuse_logistic, read_run  # noqa: E402
+from reidbench.fusion import fuse_logistic  # noqa: E402
+from reidbench.rundir import open_run  # noqa: E402
+from tests.fusion_fixtures import with_noise, write_run  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +33,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.draws):
             y, systems = with_noise(seed=seed)
-            data = read_run(write_run(Path(tmp) / str(seed), y, systems))
+            data = open_run(write_run(Path(tmp) / str(seed), y, systems))
             held = ~data.calibration()
             a = systems["emb-a"]["score"]
             base = roc_auc_score(y[held], a[held])

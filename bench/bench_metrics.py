@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from reidbench.metrics.run_metrics import compute_metrics, metrics_json
+from reidbench.metrics.run import compute_metrics, metrics_json
 from reidbench.tables import PAIRS_SCHEMA, SCORES_SCHEMA, write_table
 
 

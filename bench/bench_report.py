@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench_metrics import make_run
-from reidbench.metrics.run_metrics import compute_metrics
+from bench.bench_metrics import make_run
+from reidbench.metrics.run import compute_metrics
 from reidbench.report import render_report
 
 IMPORT = (

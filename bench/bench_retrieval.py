@@ -34,8 +34,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from reidbench.metrics import (  # noqa: E402
     evaluate_features,
@@ -43,7 +41,7 @@ from reidbench.metrics import (  # noqa: E402
     k_reciprocal_distance,
     rerank_memory_bytes,
 )
-from test_retrieval import reference_eval  # noqa: E402  (the tested stable-argsort port)
+from tests.test_retrieval import reference_eval  # noqa: E402  (the tested stable-argsort port)
 
 MARKET = {"num_q": 3368, "num_g": 15913, "ids": 750, "distractors": 2793, "cams": 6}
 MSMT = {"num_q": 11659, "num_g": 82161, "ids": 3060, "distractors": 0, "cams": 15}
@@ -54,10 +52,15 @@ KINDS = {"strong": 1.0, "weak": 1.3}  # embedding noise; "uniform" = random matr
 
 
 def load_cython(path: str | None):
-    if path:
-        sys.path.insert(0, path)
-        import rank_cy  # type: ignore[import-not-found]
+    if path:  # a torchreid build folder holding the compiled rank_cy extension
+        import importlib.util
 
+        built = sorted(Path(path).glob("rank_cy*.so")) + sorted(Path(path).glob("rank_cy*.pyd"))
+        if not built:
+            raise SystemExit(f"no rank_cy extension (rank_cy*.so) in {path}")
+        spec = importlib.util.spec_from_file_location("rank_cy", built[0])
+        rank_cy = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(rank_cy)
         return rank_cy.evaluate_cy
     try:
         from torchreid.metrics.rank_cylib.rank_cy import evaluate_cy  # type: ignore
@@ -219,7 +222,7 @@ def child(args) -> dict:
         torch.zeros(2, 2).addmm_(torch.ones(2, 2), torch.ones(2, 2))  # load BLAS too
         base = rss_mib()
         if args.reference:
-            from test_rerank import fastreid_re_ranking  # the tested reference port
+            from tests.test_rerank import fastreid_re_ranking  # the tested reference port
 
             dist, t = timed(
                 lambda: fastreid_re_ranking(torch.from_numpy(qf), torch.from_numpy(gf)), 1

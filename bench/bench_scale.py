@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench_extract import make_images, random_checkpoint
+from bench.bench_extract import make_images, random_checkpoint
 from reidbench.models import FeatureCache, extract_features, load_embedder
 from reidbench.models import decode as decode_mod
 from reidbench.models.extract import WRITE_ROWS

@@ -20,14 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from reidbench.datasets.synthetic import (
+from reidbench.datasets.synthetic.build import (
     DEFAULT_TEST_IDS,
     DEFAULT_TRAIN_IDS,
     _plan,
     _World,
     generate,
 )
-from reidbench.datasets.synthetic_check import histogram_baseline
+from reidbench.datasets.synthetic.check import histogram_baseline
 
 
 def _timed(fn):

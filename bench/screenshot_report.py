@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from reidbench.files import atomic_path
-from reidbench.report.browser import find_chromium, inspect_page
+from tests.browser import find_chromium, inspect_page
 
 MAX_BYTES = 1_500_000
 

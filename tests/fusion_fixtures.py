@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from reidbench.tables import SCORES_SCHEMA, write_table
-
-sys.path.insert(0, str(Path(__file__).parent))
 from reidbench.pairs import pairset_hash
-from run_builders import labelled_pairs, score_row
+from reidbench.tables import SCORES_SCHEMA, write_table
+from tests.run_builders import labelled_pairs, score_row
 
 LVLM_COST = (1000 * 2.5 + 20 * 10.0) / 1e6  # one answer: 1000 tokens in, 20 out
 

@@ -8,7 +8,6 @@ is present and small; the metrics come from the real `compute_metrics`.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,10 @@ import pyarrow as pa
 from PIL import Image
 
 from reidbench.judges import load_prompt
-from reidbench.metrics.run_metrics import write_metrics
+from reidbench.metrics.run import write_metrics
 from reidbench.pairs import pairset_hash
 from reidbench.tables import SCORES_SCHEMA, write_table
-
-sys.path.insert(0, str(Path(__file__).parent))
-from run_builders import labelled_pairs, score_row
+from tests.run_builders import labelled_pairs, score_row
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(1)>"

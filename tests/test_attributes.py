@@ -11,7 +11,6 @@ import scipy.io
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dataset_trees import make_market_small
 from reidbench.datasets import load_dataset
 from reidbench.datasets.attributes import (
     VOCABULARY,
@@ -32,6 +31,7 @@ from reidbench.judges.attribute_answers import (
 )
 from reidbench.judges.parse import parse_answer
 from reidbench.judges.prompts import load_prompt
+from tests.dataset_trees import make_market_small
 
 # -- synthetic ground truth ----------------------------------------------------------------
 
@@ -290,10 +290,10 @@ def test_attributes_prompt_round_trips_through_each_provider(provider: str, tmp_
     import pyarrow as pa
     from PIL import Image
 
-    from fake_llm_server import FakeLLMServer, default_attributes
     from reidbench.config import LVLMSystemConfig
     from reidbench.judges import judge_pairs
     from reidbench.judges.images import ImageSpec, prepare
+    from tests.fake_llm_server import FakeLLMServer, default_attributes
 
     rng = np.random.default_rng(1)
     for i in range(4):

@@ -12,10 +12,10 @@ import pytest
 from scipy.stats import fisher_exact
 
 from reidbench.datasets.attributes import write_attributes
-from reidbench.metrics.run_metrics import write_metrics
+from reidbench.metrics.run import write_metrics
 from reidbench.pairs import pairset_hash
 from reidbench.tables import SCORES_SCHEMA, write_table
-from run_builders import labelled_pairs, score_row
+from tests.run_builders import labelled_pairs, score_row
 
 LABELS = np.array([1, 0, 1, 0, 1, 0])  # pair i: person i with person i (same) or i + 5000
 IDS = np.arange(LABELS.size, dtype=np.int64) * 3 + 7

@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 from scipy.stats import fisher_exact
 
-from fake_llm_server import FakeLLMServer
-from fusion_fixtures import image_identities
 from reidbench.config import DatasetConfig, ExperimentConfig, LVLMSystemConfig, PairsConfig
 from reidbench.datasets import load_dataset
 from reidbench.datasets.attributes import load_attributes
@@ -20,6 +18,8 @@ from reidbench.experiment import run_experiment
 from reidbench.judges.images import ImageSpec
 from reidbench.metrics import stats
 from reidbench.tables import read_table
+from tests.fake_llm_server import FakeLLMServer
+from tests.fusion_fixtures import image_identities
 
 KEY = "sk-test-attributes-0123456789"
 ENV = {"FAKE_KEY": KEY}

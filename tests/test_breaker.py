@@ -4,7 +4,6 @@ server stops that system after a bounded number of requests (counted, never time
 from __future__ import annotations
 
 import socket
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,8 @@ from reidbench.config import LVLMSystemConfig
 from reidbench.judges import judge_pairs
 from reidbench.judges.breaker import Breaker, BreakerRules, safe_url, stop_cause
 from reidbench.judges.providers.base import PermanentError, RetryableError
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer
+from tests.fake_llm_server import FakeLLMServer
+from tests.optional import SDKS
 
 KEY = "sk-breaker-test-0123456789"
 
@@ -114,7 +112,7 @@ def test_closed_port_stops_after_a_bounded_number_of_attempts(crops, tmp_path) -
     assert all("stopped" in r["error"] for r in rows)  # not asked, or asked when it tripped
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+@pytest.mark.parametrize("provider", SDKS)
 def test_rejected_key_stops_at_the_first_401(provider, crops, tmp_path) -> None:
     with FakeLLMServer(require_key=KEY) as srv:
         base = srv.openai_base if provider == "openai" else srv.url
@@ -133,7 +131,7 @@ def test_an_echoed_key_never_reaches_the_stop_reason(crops, tmp_path) -> None:
     assert all(KEY not in r["error"] for r in rows)
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+@pytest.mark.parametrize("provider", SDKS)
 def test_unknown_model_404_stops_the_system(provider, crops, tmp_path) -> None:
     with FakeLLMServer(require_key=KEY) as srv:
         srv.models = {"other-model"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +12,13 @@ from hypothesis import strategies as st
 from sklearn.metrics import f1_score, roc_auc_score
 
 from reidbench.errors import UserError
-from reidbench.fusion import band_halfwidth, fuse_run, read_run
+from reidbench.fusion import band_halfwidth, fuse_run
 from reidbench.fusion.cascade import fuse_cascade, unit_scores
-from reidbench.metrics.run_metrics import compute_metrics
+from reidbench.metrics.run import compute_metrics
 from reidbench.metrics.verification import best_f1_threshold
+from reidbench.rundir import open_run
 from reidbench.tables import read_table
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fusion_fixtures import LVLM_COST, pair_ids, two_embedders_and_lvlm, write_run
+from tests.fusion_fixtures import LVLM_COST, pair_ids, two_embedders_and_lvlm, write_run
 
 NAME = "cascade(emb-a>judge)"
 
@@ -30,7 +28,7 @@ def offline(tmp_path_factory: pytest.TempPathFactory):
     y, systems = two_embedders_and_lvlm(n=400, seed=3)
     root = write_run(tmp_path_factory.mktemp("run"), y, systems)
     record = fuse_run(root, ["emb-a", "judge"], method="cascade", budget_usd_per_1k=1.0)
-    calib = read_run(root).calibration()
+    calib = open_run(root).calibration()
     s = systems["emb-a"]["score"]
     t, _, _ = best_f1_threshold(y[calib], s[calib])
     return root, y, systems, record, calib, t
@@ -69,7 +67,7 @@ def test_curve_ends_are_the_reid_model_and_the_lvlm(offline) -> None:
     root, y, systems, record, _calib, t = offline
     body = record["cascade"]
     assert body["reid_side"]["threshold"] == pytest.approx(t)
-    held = read_run(root).held_out()
+    held = open_run(root).held_out()
     s = systems["emb-a"]["score"]
     lv = systems["judge"]["score"]
     failed = systems["judge"]["status"] != "ok"
@@ -112,7 +110,7 @@ def test_rows_decide_by_band_and_score(offline) -> None:
     s = systems["emb-a"]["score"]
     lv = systems["judge"]["score"]
     failed = systems["judge"]["status"] != "ok"
-    assert len(rows["pair_id"]) == read_run(root).held_out().sum()
+    assert len(rows["pair_id"]) == open_run(root).held_out().sum()
     for pid, score, dec, why, cost in zip(
         rows["pair_id"],
         rows["score"],
@@ -158,13 +156,13 @@ def test_cascade_in_metrics(offline) -> None:
     assert block["reid"] == "emb-a" and block["lvlm"] == "judge" and block["mode"] == "offline"
     assert (
         len(block["curve"]) == 21
-        and block["split"]["n_held_out"] == read_run(root).held_out().sum()
+        and block["split"]["n_held_out"] == open_run(root).held_out().sum()
     )
 
 
 def test_fixed_fraction_and_errors(tmp_path: Path) -> None:
     y, systems = two_embedders_and_lvlm(n=200)
-    data = read_run(write_run(tmp_path, y, systems))
+    data = open_run(write_run(tmp_path, y, systems))
     out = fuse_cascade(data, "emb-a", "judge", fractions=[0.0, 1.0], fraction=0.3)
     assert out.record_body["fractions"] == [0.0, 0.3, 1.0]
     assert out.record_body["operating_point"]["fraction_target"] == 0.3
@@ -196,7 +194,7 @@ def test_cli_cascade(tmp_path: Path, run_cli) -> None:
 
 def test_held_out_labels_cannot_change_the_band_or_the_operating_point(tmp_path: Path) -> None:
     y, systems = two_embedders_and_lvlm(n=300, seed=8)
-    data = read_run(write_run(tmp_path, y, systems))
+    data = open_run(write_run(tmp_path, y, systems))
     calib = data.calibration()
     a = fuse_cascade(
         data, "emb-a", "judge", fractions=[0, 0.2, 0.5, 1], budget_usd_per_1k=1.5, calib=calib

@@ -4,7 +4,6 @@ about held-out pairs inside the band, and the cost reported is the calls actuall
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +22,12 @@ from reidbench.datasets import load_dataset
 from reidbench.experiment import run_experiment
 from reidbench.fusion import band_halfwidth
 from reidbench.judges.images import ImageSpec
-from reidbench.metrics.run_metrics import compute_metrics
+from reidbench.metrics.run import compute_metrics
 from reidbench.metrics.verification import best_f1_threshold
 from reidbench.rundir.halves import identity_codes, identity_halves, image_codes
 from reidbench.tables import read_table
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer
-from fusion_fixtures import image_identities, oracle_score_fn
+from tests.fake_llm_server import FakeLLMServer
+from tests.fusion_fixtures import image_identities, oracle_score_fn
 
 KEY = "sk-test-fusion-0123456789"
 ENV = {"FAKE_KEY": KEY}
@@ -117,6 +114,7 @@ def expected_band(out: Path, fraction: float) -> tuple[np.ndarray, np.ndarray]:
     return ids[h.b & (np.abs(s - t) <= w)], ids[calib]
 
 
+@pytest.mark.slow
 def test_live_cascade_asks_only_the_band_and_accounts_for_every_call(
     data_root: Path, server: FakeLLMServer, tmp_path: Path
 ) -> None:
@@ -171,6 +169,7 @@ def test_live_cascade_asks_only_the_band_and_accounts_for_every_call(
     assert again["f1"] == op["f1"] and again["usd"] == pytest.approx(op["usd"])
 
 
+@pytest.mark.slow
 def test_live_budget_caps_spending_and_resume_never_overspends(
     data_root: Path, server: FakeLLMServer, tmp_path: Path
 ) -> None:

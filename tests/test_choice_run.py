@@ -18,11 +18,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from fake_llm_server import FakeLLMServer
 from reidbench.config import load_config
 from reidbench.datasets.synthetic import generate
 from reidbench.judges.images import ImageSpec, prepare_many
 from reidbench.tasks.choice_items import curate_choice_items
+from tests.fake_llm_server import FakeLLMServer
 
 KEY = "sk-choice-test-key-1a2b3c4d5e"
 ITEMS = 12

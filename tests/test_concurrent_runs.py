@@ -26,9 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from reidbench.datasets.synthetic import generate
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer
+from tests.fake_llm_server import FakeLLMServer
 
 KEY = "sk-concurrent-runs-key-5a5a5a"
 PAIRS = 30  # positives = negatives = PAIRS
@@ -144,6 +142,7 @@ def wait_until(cond: Callable[[], bool], p: subprocess.Popen[str], what: str) ->
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_second_run_on_the_same_directory_is_refused_naming_the_holder(
     data: Path, tmp_path: Path
 ) -> None:
@@ -173,6 +172,7 @@ def test_second_run_on_the_same_directory_is_refused_naming_the_holder(
     assert not (out / "run.lock.json").exists()  # released by its holder
 
 
+@pytest.mark.slow
 def test_two_run_directories_sharing_a_cache_pay_once_per_request(
     data: Path, tmp_path: Path
 ) -> None:
@@ -215,6 +215,7 @@ def test_two_run_directories_sharing_a_cache_pay_once_per_request(
         assert config["cache"] == {"responses": str(shared), "claim_lease_s": 1.0}
 
 
+@pytest.mark.slow
 def test_sigkilled_writer_holding_claims_is_taken_over_after_the_lease(
     data: Path, tmp_path: Path
 ) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dataset_trees import create_files, make_cuhk03np, make_market_small, make_msmt17
+from tests.dataset_trees import create_files, make_cuhk03np, make_market_small, make_msmt17
 
 KEYS = (
     "train_ids",

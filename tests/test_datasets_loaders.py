@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dataset_trees import create_files, make_cuhk03np, make_market_small, make_msmt17
 from reidbench.datasets import FORMATS, detect_format, load_dataset
 from reidbench.datasets.base import ImageRecord
 from reidbench.errors import UserError
+from tests.dataset_trees import create_files, make_cuhk03np, make_market_small, make_msmt17
 
 
 def one_line_error(excinfo: pytest.ExceptionInfo[UserError]) -> str:

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dataset_trees import create_files
 from reidbench.datasets import load_dataset
 from reidbench.datasets.naming import looks_like_image, parse_name
+from tests.dataset_trees import create_files
 
 
 def torchreid_market_process_dir(dir_path: str) -> list[tuple[str, int, int]]:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dataset_trees import DUKE_COUNTS, MARKET_COUNTS, make_duke_official, make_market_official
 from reidbench.datasets import load_dataset
+from tests.dataset_trees import DUKE_COUNTS, MARKET_COUNTS, make_duke_official, make_market_official
 
 JSON_KEYS = (
     "train_ids",

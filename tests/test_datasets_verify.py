@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dataset_trees import image_bytes, make_cuhk03np, make_market_small
 from reidbench.datasets import load_dataset, verify_images
 from reidbench.errors import UserError
+from tests.dataset_trees import image_bytes, make_cuhk03np, make_market_small
 
 
 def noisy_jpeg() -> bytes:

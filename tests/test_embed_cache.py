@@ -13,7 +13,7 @@ from PIL import Image
 from reidbench.errors import UserError
 from reidbench.models import FeatureCache, extract_features, load_embedder
 from reidbench.models.feature_cache import default_cache_dir
-from test_models_fixtures import Counting, identity_image, write_jpegs
+from tests.test_models_fixtures import Counting, identity_image, write_jpegs
 
 
 @pytest.fixture

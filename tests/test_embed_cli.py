@@ -13,7 +13,7 @@ import torch
 from reidbench.datasets import load_dataset
 from reidbench.models import extract_features, load_embedder
 from reidbench.models.vit import VIT_SMALL
-from test_models_fixtures import finetuned_state_dict, market_tree
+from tests.test_models_fixtures import finetuned_state_dict, market_tree
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,7 @@ def test_retrieval_text_output_and_rerank(run_cli, market, tmp_path):
     assert "baseline, not ReID-trained" in res.out
 
 
+@pytest.mark.slow
 def test_retrieval_with_personvit_checkpoint(run_cli, small_market, vit_ckpt, tmp_path):
     res = run_cli(
         "retrieval",

@@ -19,7 +19,7 @@ from reidbench.models import (
     load_embedder,
     pair_scores,
 )
-from test_models_fixtures import Counting, market_tree
+from tests.test_models_fixtures import Counting, market_tree
 
 
 @pytest.fixture(scope="module")

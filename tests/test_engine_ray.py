@@ -20,7 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray")
+from tests.optional import importorskip
+
+ray = importorskip("ray")
+pytestmark = pytest.mark.slow  # a real local Ray instance per module (and per CLI test)
 
 from reidbench.datasets import load_dataset  # noqa: E402
 from reidbench.engine import session  # noqa: E402
@@ -29,8 +32,8 @@ from reidbench.errors import UserError  # noqa: E402
 from reidbench.metrics import evaluate_features  # noqa: E402
 from reidbench.models import FeatureCache, extract_features, load_embedder  # noqa: E402
 from reidbench.models.base import Embedder  # noqa: E402
-from reidbench.retrieval import evaluate_embedder  # noqa: E402
-from test_models_fixtures import market_tree  # noqa: E402
+from reidbench.retrieval_run import evaluate_embedder  # noqa: E402
+from tests.test_models_fixtures import market_tree  # noqa: E402
 
 
 def _ray_processes(marker: str) -> list[str]:
@@ -344,8 +347,8 @@ def test_pairs_cli_mines_hard_negatives_on_ray(ray_instance, run_cli, market: Pa
 
 @pytest.fixture(scope="module")
 def tiny_llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("transformers")
-    from test_judges_hf import build_tiny_llava
+    importorskip("transformers")
+    from tests.test_judges_hf import build_tiny_llava
 
     return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 

@@ -17,9 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from reidbench.datasets.synthetic import generate
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer
+from tests.fake_llm_server import FakeLLMServer
 
 KEY = "sk-experiment-cli-key-9f8e7d6c5b4a"
 POSITIVES = NEGATIVES = 12
@@ -209,6 +207,7 @@ def _answers(cache: Path) -> int:
         db.close()
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_without_paying_twice(data, tmp_path) -> None:
     with FakeLLMServer(require_key=KEY, latency_s=0.15) as srv:
         # Short leases: the resume waits for the killed run's in-flight claims to lapse.

@@ -66,7 +66,7 @@ def _dist(site: Path, name: str, group: str, entry: str, module: str) -> None:
     (site / f"{name}.py").write_text(module)
 
 
-def test_dataset_plugin_is_loaded_once_and_detects(clean_registries, tmp_path):
+def test_dataset_plugin_is_loaded_once_and_detects(clean_registries, tmp_path, monkeypatch):
     _dist(
         tmp_path / "site",
         "reidbench_flat",
@@ -81,7 +81,7 @@ def test_dataset_plugin_is_loaded_once_and_detects(clean_registries, tmp_path):
         "'flat', p, [], [], [], 1), detect=lambda p: Detection('flat', 'FLAT marker') "
         "if (p / 'FLAT').exists() else None, priority=5))\n",
     )
-    sys.path.insert(0, str(tmp_path / "site"))
+    monkeypatch.syspath_prepend(tmp_path / "site")
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "FLAT").write_text("")
     from reidbench.datasets import FORMATS, load_dataset
@@ -93,7 +93,7 @@ def test_dataset_plugin_is_loaded_once_and_detects(clean_registries, tmp_path):
     assert sys.modules["reidbench_flat"].CALLS == [1]
 
 
-def test_broken_plugin_is_one_user_error(clean_registries, tmp_path):
+def test_broken_plugin_is_one_user_error(clean_registries, tmp_path, monkeypatch):
     _dist(
         tmp_path / "site",
         "reidbench_broken",
@@ -101,7 +101,7 @@ def test_broken_plugin_is_one_user_error(clean_registries, tmp_path):
         "broken = reidbench_broken:register",
         "def register():\n    raise RuntimeError('boom')\n",
     )
-    sys.path.insert(0, str(tmp_path / "site"))
+    monkeypatch.syspath_prepend(tmp_path / "site")
     with pytest.raises(UserError, match=r"plugin 'broken' .*reidbench.providers.*boom"):
         provider_registry.get_provider("openai")
 

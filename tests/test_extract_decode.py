@@ -11,7 +11,7 @@ from reidbench.errors import UserError
 from reidbench.models import FeatureCache, extract_features, load_embedder
 from reidbench.models import decode as decode_mod
 from reidbench.models import extract as extract_mod
-from test_models_fixtures import person_images, write_jpegs
+from tests.test_models_fixtures import person_images, write_jpegs
 
 
 @pytest.fixture(scope="module")

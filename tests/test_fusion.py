@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +15,13 @@ from sklearn.preprocessing import StandardScaler
 
 from reidbench.config import FusionConfig
 from reidbench.errors import UserError
-from reidbench.fusion import fuse_logistic, fuse_run, load_records, read_run
+from reidbench.fusion import fuse_logistic, fuse_run, load_records
 from reidbench.fusion import logistic as logistic_mod
 from reidbench.fusion.records import fit_logistic_record, record_paths
-from reidbench.metrics.run_metrics import compute_metrics
+from reidbench.metrics.run import compute_metrics
+from reidbench.rundir import open_run
 from reidbench.tables import read_table
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fusion_fixtures import pair_ids, two_embedders_and_lvlm, with_noise, write_run
+from tests.fusion_fixtures import pair_ids, two_embedders_and_lvlm, with_noise, write_run
 
 NAME = "logistic(emb-a+emb-b+judge)"
 
@@ -38,7 +36,7 @@ def fused_run(tmp_path_factory: pytest.TempPathFactory):
 
 def test_fit_sees_calibration_rows_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     y, systems = two_embedders_and_lvlm(n=200)
-    data = read_run(write_run(tmp_path, y, systems))
+    data = open_run(write_run(tmp_path, y, systems))
     calib = data.calibration()
     seen = {}
     real = logistic_mod.fit_logistic
@@ -64,12 +62,13 @@ def test_fit_sees_calibration_rows_only(monkeypatch: pytest.MonkeyPatch, tmp_pat
     np.testing.assert_array_equal(selected["calib"], calib)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [two_embedders_and_lvlm, with_noise])
 def test_held_out_labels_cannot_change_the_fusion(tmp_path: Path, make) -> None:
     """Noise in place of every held-out label: same candidates' CV AUCs, same chosen inputs,
     same fitted model, threshold and scores."""
     y, systems = make(n=300)
-    data = read_run(write_run(tmp_path, y, systems))
+    data = open_run(write_run(tmp_path, y, systems))
     names = list(systems)
     calib = data.calibration()
     first = fuse_logistic(data, names, calib=calib, cv_folds=3, cs=4)
@@ -88,7 +87,7 @@ def test_held_out_labels_cannot_change_the_fusion(tmp_path: Path, make) -> None:
 
 def test_failed_answers_are_imputed_and_flagged_not_dropped(fused_run) -> None:
     root, y, systems, record, _ = fused_run
-    data = read_run(root)
+    data = open_run(root)
     calib, held = data.calibration(), data.held_out()
     feats = record["logistic"]["features"]
     assert feats["names"] == ["score:emb-a", "score:emb-b", "score:judge", "failed:judge"]
@@ -113,11 +112,11 @@ def test_record_holds_the_fitted_model_and_split(fused_run) -> None:
     assert model["C"] in model["Cs"] and len(model["cv"]["mean_score_per_C"]) == len(model["Cs"])
     assert model["cv"]["folds"] == 5 and model["cv"]["scoring"] == "neg_log_loss"
     assert record["split"]["seed"] == 0
-    calib, held = read_run(root).calibration(), read_run(root).held_out()
+    calib, held = open_run(root).calibration(), open_run(root).held_out()
     assert record["split"]["n_calibration"] == calib.sum()
     assert record["split"]["n_held_out"] == held.sum()
     # The raw-scale coefficients reproduce the stored probabilities.
-    data = read_run(root)
+    data = open_run(root)
     x = logistic_mod.feature_spec(data.systems, ["emb-a", "emb-b", "judge"], calib).matrix(
         data.systems
     )
@@ -153,7 +152,7 @@ def test_fused_system_is_in_metrics_like_any_other(fused_run) -> None:
     plain = metrics["systems"]["emb-a"]
     assert set(plain) - {"threshold_crossfit", "threshold_rule"} <= set(fused)
     assert fused["evaluated_on"] == "held-out" and fused["type"] == "fusion"
-    _calib, held = read_run(root).calibration(), read_run(root).held_out()
+    _calib, held = open_run(root).calibration(), open_run(root).held_out()
     rows = read_table(root / record["rows_file"])
     pid = rows["pair_id"].to_numpy()
     held_y = dict(zip(pair_ids(y.size), y, strict=True))
@@ -179,7 +178,7 @@ def vs_coin_n(block: dict) -> int:
 def test_singles_and_paired_test_on_the_same_held_out_pairs(fused_run) -> None:
     root, y, systems, record, metrics = fused_run
     block = metrics["fusion"][NAME]
-    _calib, held = read_run(root).calibration(), read_run(root).held_out()
+    _calib, held = open_run(root).calibration(), open_run(root).held_out()
     assert block["split"]["n_held_out"] == held.sum()
     assert block["model"]["features"]["names"][-1] == "failed:judge"
     assert block["model"]["model"]["C"] == record["logistic"]["model"]["C"]
@@ -231,6 +230,7 @@ def _cv_pooled_auc(x: np.ndarray, y: np.ndarray) -> float:
     return float(roc_auc_score(y, p))
 
 
+@pytest.mark.slow
 def test_selection_drops_a_pure_noise_input(tmp_path: Path) -> None:
     y, systems = with_noise()
     root = write_run(tmp_path, y, systems)
@@ -250,7 +250,7 @@ def test_selection_drops_a_pure_noise_input(tmp_path: Path) -> None:
         assert c["cv_auc_mean"] == pytest.approx(np.mean(c["cv_auc_folds"]))
     assert sel["cv"]["folds"] == 5 and sel["cv"]["seed"] == 0
     # The candidates' out-of-fold AUCs are scikit-learn's, on calibration pairs only.
-    calib, _held = read_run(root).calibration(), read_run(root).held_out()
+    calib, _held = open_run(root).calibration(), open_run(root).held_out()
     x = np.column_stack([systems["emb-a"]["score"], systems["noise"]["score"]])
     for cols, inputs in (([0], ("emb-a",)), ([0, 1], ("emb-a", "noise"))):
         pooled = next(c["cv_auc_pooled"] for c in sel["candidates"] if tuple(c["inputs"]) == inputs)
@@ -266,6 +266,7 @@ def test_selection_drops_a_pure_noise_input(tmp_path: Path) -> None:
     assert block["vs_best"]["auc_diff"]["diff"] == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_selection_keeps_complementary_inputs(tmp_path: Path) -> None:
     y, systems = with_noise()
     root = write_run(tmp_path, y, systems)
@@ -299,6 +300,7 @@ def test_no_select_keeps_every_input(tmp_path: Path, run_cli) -> None:
     assert FusionConfig(systems=["a", "b"], select_inputs=False).select_inputs is False
 
 
+@pytest.mark.slow
 def test_stale_record_is_skipped_not_reported(tmp_path: Path) -> None:
     y, systems = two_embedders_and_lvlm(n=200)
     root = write_run(tmp_path / "run", y, systems)
@@ -316,7 +318,7 @@ def test_stale_record_is_skipped_not_reported(tmp_path: Path) -> None:
 def test_user_errors(tmp_path: Path) -> None:
     y, systems = two_embedders_and_lvlm(n=40)
     root = write_run(tmp_path, y, systems)
-    data = read_run(root)
+    data = open_run(root)
     with pytest.raises(UserError, match="no system named 'nope'"):
         fit_logistic_record(data, ["emb-a", "nope"])
     with pytest.raises(UserError, match="at least two"):
@@ -336,6 +338,7 @@ def test_user_errors(tmp_path: Path) -> None:
     assert record["selection"]["enabled"] is False
 
 
+@pytest.mark.slow
 def test_fuse_cli_writes_records_metrics_and_errors(tmp_path: Path, run_cli) -> None:
     y, systems = two_embedders_and_lvlm(n=120)
     root = write_run(tmp_path / "run", y, systems)

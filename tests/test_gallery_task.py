@@ -258,7 +258,7 @@ def _lvlm(srv, **over) -> dict:
 def test_lvlm_on_the_fake_server_caches_and_refuses_over_budget(
     data_root: Path, tmp_path: Path
 ) -> None:
-    from fake_llm_server import FakeLLMServer
+    from tests.fake_llm_server import FakeLLMServer
 
     env = {"GAL_KEY": "sk-gallery-key-123456"}
     task = GalleryTask(kind="gallery", queries=3, gallery_size=6)
@@ -290,7 +290,7 @@ def test_lvlm_on_the_fake_server_caches_and_refuses_over_budget(
 
 
 def test_cli_refusal_exits_2_with_the_estimate(data_root: Path, tmp_path: Path, run_cli) -> None:
-    from fake_llm_server import FakeLLMServer
+    from tests.fake_llm_server import FakeLLMServer
 
     with FakeLLMServer() as srv:
         sysd = _lvlm(srv, max_calls=5)
@@ -362,7 +362,7 @@ def test_sigkill_mid_gallery_then_resume_pays_only_calls_in_flight(
     import sys
     import time
 
-    from fake_llm_server import FakeLLMServer
+    from tests.fake_llm_server import FakeLLMServer
 
     key = "sk-gallery-key-123456"
     task = {"kind": "gallery", "queries": 4, "gallery_size": 10}
@@ -468,8 +468,8 @@ def test_report_section_shows_intervals_coverage_cmc_and_paired_tests() -> None:
 
 @pytest.mark.slow
 def test_lvlm_and_reid_config_to_report_on_the_fake_server(data_root: Path, tmp_path: Path) -> None:
-    from fake_llm_server import FakeLLMServer
     from reidbench.experiment import run_experiment
+    from tests.fake_llm_server import FakeLLMServer
 
     env = {"GAL_KEY": "sk-gallery-key-123456"}
     task = {"kind": "gallery", "queries": 3, "gallery_size": 6}

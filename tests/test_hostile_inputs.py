@@ -343,12 +343,12 @@ def test_handcrafted_refuses_network_options(run_cli, data) -> None:
 
 
 def test_ctrl_c_in_retrieval_says_what_is_kept(run_cli, data, monkeypatch) -> None:
-    import reidbench.retrieval
+    import reidbench.retrieval_run
 
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(reidbench.retrieval, "evaluate_embedder", interrupted)
+    monkeypatch.setattr(reidbench.retrieval_run, "evaluate_embedder", interrupted)
     result = run_cli("retrieval", data, "--model", "handcrafted", "--no-cache")
     assert result.code == 130 and "interrupted:" in result.err and "Traceback" not in result.err
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 from pathlib import Path
 
@@ -17,9 +16,7 @@ from reidbench.judges import judge_pairs
 from reidbench.judges.cache import DEFAULT_CLAIM_LEASE_S, ResponseCache
 from reidbench.judges.claims import Claims
 from reidbench.judges.result import JudgeResult
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer
+from tests.fake_llm_server import FakeLLMServer
 
 KEY = "sk-claims-test-key-424242"
 

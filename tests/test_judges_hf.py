@@ -21,8 +21,9 @@ from PIL import Image
 from reidbench.config import LVLMSystemConfig
 from reidbench.errors import UserError
 from reidbench.judges import judge_pairs
+from tests.optional import importorskip
 
-transformers = pytest.importorskip("transformers")
+transformers = importorskip("transformers")
 
 
 @pytest.fixture(scope="module")

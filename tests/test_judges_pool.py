@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import socket
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +22,7 @@ from reidbench.judges.providers.base import ProviderReply, ProviderRequest, Retr
 from reidbench.judges.providers.pool import PoolProvider, never_sent
 from reidbench.judges.runner import request_key
 from reidbench.judges.settings import POOL_HOST, resolve_system
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer
+from tests.fake_llm_server import FakeLLMServer
 
 KEY = "sk-pool-test-0123456789"
 N = 24

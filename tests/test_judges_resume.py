@@ -19,9 +19,7 @@ from PIL import Image
 from reidbench.config import LVLMSystemConfig
 from reidbench.judges import judge_pairs
 from reidbench.tables import write_table
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer
+from tests.fake_llm_server import FakeLLMServer
 
 KEY = "sk-resume-test-key-000111"
 N_PAIRS = 40

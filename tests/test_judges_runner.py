@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,8 @@ from reidbench.errors import UserError
 from reidbench.judges import judge_pairs, system_manifest
 from reidbench.judges.images import ImageSpec, prepare
 from reidbench.tables import SCORES_SCHEMA, write_table
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer, default_score
+from tests.fake_llm_server import FakeLLMServer, default_score
+from tests.optional import SDKS, requires, sdk
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -92,7 +90,7 @@ COST = (1000 * 1.0 + 20 * 2.0) / 1e6  # the fake server's usage at the configure
 # -- the happy path and the cache ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+@pytest.mark.parametrize("provider", SDKS)
 def test_each_sdk_scores_every_pair_then_reruns_from_cache(
     provider: str, server: FakeLLMServer, crops: Path, tmp_path: Path
 ) -> None:
@@ -121,6 +119,7 @@ def test_each_sdk_scores_every_pair_then_reruns_from_cache(
             assert second[k] == first[k]
 
 
+@requires("google.genai")  # one of the SDKs it goes through is Gemini
 def test_structured_requests_carry_each_providers_schema(
     server: FakeLLMServer, crops: Path, tmp_path: Path
 ) -> None:
@@ -211,7 +210,7 @@ def test_binary_prompt(server: FakeLLMServer, crops: Path, tmp_path: Path) -> No
         ("openai", ["html-body"], 2),
         ("openai", ["timeout"], 2),
         ("anthropic", ["429", "truncated"], 3),
-        ("gemini", ["500", "truncated"], 3),
+        sdk("gemini", ["500", "truncated"], 3),
     ],
 )
 def test_transient_faults_are_retried(
@@ -271,9 +270,9 @@ def test_other_4xx_is_not_retried(server: FakeLLMServer, crops: Path, tmp_path: 
         ("openai", "safety", "safety_block"),  # DashScope DataInspectionFailed
         ("openai", "safety-finish", "safety_block"),  # finish_reason content_filter
         ("anthropic", "refusal", "refusal"),  # stop_reason refusal
-        ("gemini", "safety", "safety_block"),  # prompt_feedback.block_reason
-        ("gemini", "safety-finish", "safety_block"),  # finish_reason SAFETY
-        ("gemini", "refusal-text", "refusal"),
+        sdk("gemini", "safety", "safety_block"),  # prompt_feedback.block_reason
+        sdk("gemini", "safety-finish", "safety_block"),  # finish_reason SAFETY
+        sdk("gemini", "refusal-text", "refusal"),
         ("openai", "garbage", "parse_error"),
     ],
 )
@@ -400,6 +399,7 @@ def test_wrong_key_is_a_permanent_error(server: FakeLLMServer, crops: Path, tmp_
     assert "HTTP 401" in row["error"]
 
 
+@requires("google.genai")  # one of the SDKs it goes through is Gemini
 def test_no_key_reaches_disk_logs_or_output(
     server: FakeLLMServer,
     crops: Path,

@@ -3,7 +3,6 @@ comparison, identity-disjoint halves, out-of-sample thresholds, negatives by kin
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,16 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fusion_fixtures import two_embedders_and_lvlm, write_run
 from reidbench.fusion.records import fuse_run
+from reidbench.metrics.run import compute_metrics
 from reidbench.metrics.run.blocks import pair_ids_digest
 from reidbench.metrics.run.thresholds import best_accuracy_threshold, eer_threshold
-from reidbench.metrics.run_metrics import compute_metrics
 from reidbench.rundir import open_run
 from reidbench.rundir.halves import identity_halves
 from reidbench.tables import read_table
-from run_builders import brute_threshold
+from tests.fusion_fixtures import two_embedders_and_lvlm, write_run
+from tests.run_builders import brute_threshold
 
 
 @pytest.fixture(scope="module")

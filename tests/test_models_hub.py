@@ -17,7 +17,7 @@ from reidbench.errors import UserError
 from reidbench.models import load_embedder
 from reidbench.models.hub import KNOWN_WEIGHTS, fetch_weights, pinning_required, resolve_weights
 from reidbench.models.vit import ViTConfig
-from test_models_fixtures import finetuned_state_dict
+from tests.test_models_fixtures import finetuned_state_dict
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 

@@ -12,17 +12,19 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("onnxruntime")
-onnx = pytest.importorskip("onnx")
+from tests.optional import importorskip
 
-from osnet_reference import torchreid_state_dict  # noqa: E402
+importorskip("onnxruntime")
+onnx = importorskip("onnx")
+
 from reidbench.datasets.synthetic import generate  # noqa: E402
 from reidbench.errors import UserError  # noqa: E402
 from reidbench.models import load_embedder  # noqa: E402
 from reidbench.models.onnx_embedder import load_onnx  # noqa: E402
 from reidbench.models.onnx_export import parity_images  # noqa: E402
 from reidbench.models.vit import VIT_SMALL  # noqa: E402
-from test_models_fixtures import finetuned_state_dict  # noqa: E402
+from tests.osnet_reference import torchreid_state_dict  # noqa: E402
+from tests.test_models_fixtures import finetuned_state_dict  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
-from osnet_reference import WIDTHS, reference_forward, torchreid_preprocess, torchreid_state_dict
 from reidbench.errors import UserError
 from reidbench.models import EMBEDDERS, load_embedder
 from reidbench.models.osnet_loader import OSNET_SKIPPED_KEYS
+from tests.osnet_reference import (
+    WIDTHS,
+    reference_forward,
+    torchreid_preprocess,
+    torchreid_state_dict,
+)
 
 NAMES = list(WIDTHS)
 

@@ -60,7 +60,7 @@ def test_osnet_family_is_registered():
     ],
 )
 def test_retrieval_option_errors_are_one_line(run_cli, tmp_path, args, fragment):
-    from test_models_fixtures import market_tree
+    from tests.test_models_fixtures import market_tree
 
     root = market_tree(tmp_path / "m", test_ids=2, train_ids=1)
     if "-m" not in args:

@@ -7,7 +7,7 @@ import functools
 import torch
 
 from reidbench.models.vit import VIT_BASE, VIT_SMALL, Attention, ReIDViT, TransReIDViT, ViTConfig
-from test_models_fixtures import finetuned_state_dict, reference_forward
+from tests.test_models_fixtures import finetuned_state_dict, reference_forward
 
 
 def test_configs_match_personvit():

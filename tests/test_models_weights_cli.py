@@ -19,8 +19,8 @@ import torch
 from reidbench.datasets.synthetic import generate
 from reidbench.models.hub import KNOWN_WEIGHTS
 from reidbench.models.vit import VIT_BASE
-from test_models_fixtures import finetuned_state_dict, market_tree
-from test_models_hub import REV, FakeHub
+from tests.test_models_fixtures import finetuned_state_dict, market_tree
+from tests.test_models_hub import REV, FakeHub
 
 pytestmark = pytest.mark.slow
 

@@ -9,6 +9,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from reidbench.errors import UserError
+from reidbench.models import FeatureCache, extract_features, load_embedder
+from reidbench.models.clipreid import CLIPVisionArch, load_clipreid
+from reidbench.models.fastreid import FASTREID_ARCHS, FastReIDArch, load_fastreid
+from reidbench.models.transreid import TransReIDArch, load_transreid
 from tests.zoo_fixtures import (
     clipreid_ref,
     clipreid_sd,
@@ -20,12 +26,6 @@ from tests.zoo_fixtures import (
     transreid_ref,
     transreid_sd,
 )
-
-from reidbench.errors import UserError
-from reidbench.models import FeatureCache, extract_features, load_embedder
-from reidbench.models.clipreid import CLIPVisionArch, load_clipreid
-from reidbench.models.fastreid import FASTREID_ARCHS, FastReIDArch, load_fastreid
-from reidbench.models.transreid import TransReIDArch, load_transreid
 
 BILINEAR = Image.Resampling.BILINEAR
 BICUBIC = Image.Resampling.BICUBIC
@@ -328,8 +328,8 @@ def test_zoo_is_registered_with_its_dims():
 def test_evaluation_paths_pass_camera_ids(tr_ckpt, tmp_path: Path):
     from reidbench.datasets import load_dataset
     from reidbench.models import pair_scores
-    from reidbench.retrieval import evaluate_embedder
-    from test_models_fixtures import market_tree
+    from reidbench.retrieval_run import evaluate_embedder
+    from tests.test_models_fixtures import market_tree
 
     path, _ = tr_ckpt
     emb = load_transreid(path, precision="fp32", arch=TR_SMALL)
@@ -375,7 +375,7 @@ def test_zoo_config_names_the_whole_zoo():
 def test_retrieval_cli_with_a_released_fastreid_layout(run_cli, tmp_path: Path):
     import json
 
-    from test_models_fixtures import market_tree
+    from tests.test_models_fixtures import market_tree
 
     arch = FASTREID_ARCHS["fastreid-bot-r50-ibn"]
     sd = fastreid_sd(width=64, blocks=arch.blocks, non_local=arch.non_local, gem=False, seed=3)

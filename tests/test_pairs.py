@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-import reidbench.pairs_pools as pools_mod
+import reidbench.pairs.pools as pools_mod
 from reidbench.datasets.base import Dataset, ImageRecord
 from reidbench.errors import UserError
 from reidbench.pairs import (
@@ -20,10 +20,10 @@ from reidbench.pairs import (
     read_pairs,
     write_pairs,
 )
-from reidbench.pairs_pools import build_pools, negative_capacity, waterfill
-from reidbench.pairs_rng import StableRng
+from reidbench.pairs.pools import build_pools, negative_capacity, waterfill
+from reidbench.pairs.rng import StableRng
 from reidbench.tables import PAIRS_SCHEMA
-from test_pairs_data import (
+from tests.test_pairs_data import (
     available_by_stratum,
     balanced,
     brute_force_pairs,
@@ -322,7 +322,7 @@ def test_write_errors_leave_nothing_behind(tmp_path):
 
 
 def test_unwritable_folder_is_user_error(tmp_path, monkeypatch):
-    import reidbench.pairs as pairs_mod
+    import reidbench.pairs.curate as pairs_mod
 
     ps = curate_pairs(make_dataset(), positives=5, negatives=5)
     monkeypatch.setattr(pairs_mod.os, "access", lambda *a, **k: False)  # tests run as root

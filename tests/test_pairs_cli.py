@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reidbench.pairs import read_pairs
-from test_pairs_data import write_market_tree
+from tests.test_pairs_data import write_market_tree
 
 
 @pytest.fixture

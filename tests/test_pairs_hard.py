@@ -10,7 +10,7 @@ import pytest
 
 from reidbench.datasets.base import ImageRecord
 from reidbench.pairs import NegativeMiner, curate_pairs
-from test_pairs_data import brute_force_pairs, make_dataset
+from tests.test_pairs_data import brute_force_pairs, make_dataset
 
 
 def _jitter(path: str) -> float:

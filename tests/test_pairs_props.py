@@ -11,14 +11,14 @@ from hypothesis import strategies as st
 
 from reidbench.errors import UserError
 from reidbench.pairs import curate_pairs, pairset_hash
-from test_pairs_data import (
+from tests.test_pairs_data import (
     available_by_stratum,
     balanced,
     brute_force_pairs,
     chosen_by_stratum,
     small_datasets,
 )
-from test_pairs_triplets import brute_force_triplets
+from tests.test_pairs_triplets import brute_force_triplets
 
 SPLITS = ["query-gallery", "test", "train"]
 SETTINGS = settings(

@@ -7,9 +7,9 @@ import pytest
 from reidbench.datasets.base import Dataset, ImageRecord
 from reidbench.errors import UserError
 from reidbench.pairs import curate_pairs
-from reidbench.pairs_pools import build_pools, enumerate_positives
-from reidbench.pairs_triplets import ALL_SAME, TWO_SAME, triplet_capacity
-from test_pairs_data import make_dataset
+from reidbench.pairs.pools import build_pools, enumerate_positives
+from reidbench.pairs.triplets import ALL_SAME, TWO_SAME, triplet_capacity
+from tests.test_pairs_data import make_dataset
 
 
 def brute_force_triplets(ds: Dataset, split: str, same_camera: bool) -> dict[str, set]:

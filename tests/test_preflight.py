@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,9 +13,7 @@ import pytest
 from reidbench.config import LVLMSystemConfig, ReIDSystemConfig
 from reidbench.datasets.synthetic import generate
 from reidbench.preflight import CHECKS, Preflight, register_check, run_preflight
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer
+from tests.fake_llm_server import FakeLLMServer
 
 KEY = "sk-preflight-test-key-0123456789"
 ENV = "REIDBENCH_PREFLIGHT_KEY"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +26,8 @@ from reidbench.judges.presets import (
     successor_chain,
 )
 from reidbench.judges.served import reported_version, served_meta, served_summary
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer
+from tests.fake_llm_server import FakeLLMServer
+from tests.optional import SDKS
 
 KEY = "sk-presets-test-0123456789"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -240,7 +238,7 @@ def test_reported_version_reads_each_providers_field() -> None:
     assert reported_version(None) == (None, None)
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+@pytest.mark.parametrize("provider", SDKS)
 def test_each_answer_keeps_the_version_its_provider_reported(
     provider: str, server: FakeLLMServer, tmp_path: Path
 ) -> None:

@@ -17,7 +17,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 
 from reidbench.errors import UserError
 from reidbench.metrics import specs
-from reidbench.metrics.run_metrics import compute_metrics
+from reidbench.metrics.run import compute_metrics
 from reidbench.records import (
     METRICS_SCHEMA_VERSION,
     RUN_SCHEMA_VERSION,
@@ -30,7 +30,7 @@ from reidbench.records import (
 from reidbench.report import format as fmt
 from reidbench.report import render_report, summary_markdown
 from reidbench.rundir import open_run
-from report_runs import make_run
+from tests.report_runs import make_run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_ed756d8"
 SRC = Path(__file__).parents[1] / "src" / "reidbench"

@@ -5,22 +5,19 @@ paired tests and summary.md (through a hand-made run directory and the real metr
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from reidbench.metrics.run import write_metrics
 from reidbench.metrics.run.blocks import pair_ids_digest
-from reidbench.metrics.run_metrics import write_metrics
 from reidbench.pairs import pairset_hash
 from reidbench.report import render_report
 from reidbench.report.context import _highlights
 from reidbench.tables import SCORES_SCHEMA, write_table
-
-sys.path.insert(0, str(Path(__file__).parent))
-from run_builders import labelled_pairs, score_row
+from tests.run_builders import labelled_pairs, score_row
 
 N = 400
 
@@ -132,7 +129,7 @@ def test_refuser_is_never_ranked_above_the_honest_system(refusing):
 
 def test_a_decision_only_system_has_no_coin_flip_ranking(tmp_path):
     """No scores at all: every pair would tie (AUC 0.5), which is not a ranking."""
-    from report_runs import make_run
+    from tests.report_runs import make_run
 
     _, m = make_run(tmp_path, n=30, missing_images=False, decision_only=True)
     ca = m["systems"]["yesno"]["coverage_aware"]

@@ -12,10 +12,10 @@ import pytest
 
 from reidbench.errors import UserError
 from reidbench.judges import load_prompt
-from reidbench.metrics.run_metrics import compute_metrics
+from reidbench.metrics.run import compute_metrics
 from reidbench.report import format as fmt
 from reidbench.report import render_report, write_report
-from report_runs import IMG, SCRIPT, make_run
+from tests.report_runs import IMG, SCRIPT, make_run
 
 FIXED = "2026-11-28 12:00 UTC"
 

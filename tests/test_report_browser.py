@@ -1,6 +1,6 @@
 """The report in a real browser: headless Chromium shows it with no console errors.
 
-Chromium is driven over the DevTools protocol (see reidbench.report.browser), which
+Chromium is driven over the DevTools protocol (see tests/browser.py), which
 reports console errors, exceptions and Content-Security-Policy violations as events
 and can ask whether each embedded image decoded. Skipped, with the reason shown,
 where no Chromium is installed; `.ci/run` installs Debian's `chromium` first.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from reidbench.report import write_report
-from reidbench.report.browser import find_chromium, inspect_page
-from report_runs import IMG, SCRIPT, make_run
+from tests.browser import find_chromium, inspect_page
+from tests.report_runs import IMG, SCRIPT, make_run
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None, reason="chromium not installed: apt-get install chromium"

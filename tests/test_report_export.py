@@ -22,7 +22,7 @@ from reidbench.errors import UserError
 from reidbench.report import export, plots, write_report
 from reidbench.report.context import build_context
 from reidbench.report.model import Cell, Row, Table
-from report_runs import make_run
+from tests.report_runs import make_run
 
 HOSTILE = "fused(a_b+c&d)$%#{x}~^\\ 50% — ≥ †"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from reidbench.report import write_report
-from reidbench.report.browser import find_chromium, inspect_page
-from report_runs import make_run
+from tests.browser import find_chromium, inspect_page
+from tests.report_runs import make_run
 
 pytestmark = [
     pytest.mark.skipif(

@@ -13,6 +13,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import det_curve
 
 from reidbench.metrics.retrieval import evaluate_retrieval
+from reidbench.metrics.run import compute_metrics
 from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.metrics.run.cameras import camera_cells
 from reidbench.metrics.run.disagreement import agreement
@@ -23,7 +24,6 @@ from reidbench.metrics.run.retrieval_band import (
     rerank_paired,
     with_band,
 )
-from reidbench.metrics.run_metrics import compute_metrics
 from reidbench.report import render_report
 from reidbench.report.cameras import camera_figure, camera_table
 from reidbench.report.cmc_band import cmc_band_figure
@@ -31,7 +31,7 @@ from reidbench.report.det import det_figure
 from reidbench.report.protocol import system_card
 from reidbench.rundir import open_run
 from reidbench.tables import SCORES_SCHEMA, read_table
-from report_runs import make_run
+from tests.report_runs import make_run
 
 FIXED = "2026-12-01 12:00 UTC"
 
@@ -264,9 +264,10 @@ def test_rerank_paired_tests_by_hand():
 
 
 def test_rerank_cli_and_report_print_the_change_alike():
+    from test_report import RERANK
+
     from reidbench.fusion.rerank_run import rerank_markdown
     from reidbench.report import format as fmt
-    from test_report import RERANK
 
     result = json.loads(json.dumps(RERANK))
     result["paired"] = rerank_paired(

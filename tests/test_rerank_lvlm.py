@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +23,8 @@ from reidbench.fusion.rerank_run import run_rerank
 from reidbench.judges.images import ImageSpec
 from reidbench.metrics import evaluate_retrieval
 from reidbench.tables import read_table
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer
-from fusion_fixtures import image_identities, oracle_score_fn
+from tests.fake_llm_server import FakeLLMServer
+from tests.fusion_fixtures import image_identities, oracle_score_fn
 
 KEY = "sk-test-rerank-0123456789"
 

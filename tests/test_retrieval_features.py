@@ -7,7 +7,7 @@ import pytest
 
 from reidbench.errors import UserError
 from reidbench.metrics import evaluate_features, evaluate_retrieval, pairwise_distance
-from test_retrieval import reference_eval
+from tests.test_retrieval import reference_eval
 
 
 def _exact_features(rng, n, dim=12, ids=6):

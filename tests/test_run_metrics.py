@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,11 @@ from sklearn.metrics import (
 
 from reidbench.errors import UserError
 from reidbench.metrics import verification as ver
-from reidbench.metrics.run_metrics import compute_metrics, write_metrics
+from reidbench.metrics.run import compute_metrics, write_metrics
 from reidbench.pairs import pairset_hash
 from reidbench.rundir import open_run
 from reidbench.tables import SCORES_SCHEMA, write_table
-
-sys.path.insert(0, str(Path(__file__).parent))
-from run_builders import brute_threshold, crossfit_reference, labelled_pairs, score_row
+from tests.run_builders import brute_threshold, crossfit_reference, labelled_pairs, score_row
 
 N = 120
 

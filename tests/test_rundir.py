@@ -4,7 +4,6 @@ edited inputs with one line and exit 2 (issue #14 item 4); the Bootstrap door.""
 from __future__ import annotations
 
 import ast
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fusion_fixtures import two_embedders_and_lvlm, write_run
 from reidbench.errors import UserError
 from reidbench.fusion.records import fuse_run
 from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.pairs import pairset_hash
 from reidbench.rundir import answered_mask, open_run
 from reidbench.tables import PAIRS_SCHEMA, read_meta, write_table
+from tests.fusion_fixtures import two_embedders_and_lvlm, write_run
 
 SRC = Path(__file__).parent.parent / "src" / "reidbench"
 

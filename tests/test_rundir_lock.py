@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from reidbench.errors import UserError
-from reidbench.rundir_lock import HOLDER_NAME, hold_run_dir, locks_run_dir, read_holder
+from reidbench.rundir.lock import HOLDER_NAME, hold_run_dir, locks_run_dir, read_holder
 
 HOLD = textwrap.dedent(
     """
     import os, signal, sys
-    from reidbench.rundir_lock import hold_run_dir
+    from reidbench.rundir.lock import hold_run_dir
     with hold_run_dir(sys.argv[1]):
         print("held", flush=True)
         if sys.argv[2] == "die":

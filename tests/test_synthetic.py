@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from reidbench.datasets import synthetic
-from reidbench.datasets.synthetic import (
+from reidbench.datasets.synthetic.build import (
     FOLDERS,
     IDENTITIES_FILE,
     MARKER,
@@ -23,7 +23,7 @@ from reidbench.datasets.synthetic import (
     _World,
     generate,
 )
-from reidbench.datasets.synthetic_camera import JPEG_FLOOR
+from reidbench.datasets.synthetic.camera import JPEG_FLOOR
 from reidbench.errors import UserError
 
 NAME = re.compile(r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")

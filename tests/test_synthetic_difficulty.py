@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reidbench.datasets.synthetic import generate
-from reidbench.datasets.synthetic_check import (
+from reidbench.datasets.synthetic.check import (
     colour_histograms,
     histogram_baseline,
     list_split,

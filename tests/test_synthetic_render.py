@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from reidbench.datasets.synthetic_identity import Identity, sample_identity
-from reidbench.datasets.synthetic_render import HEADINGS, Pose, draw_person
+from reidbench.datasets.synthetic.identity import Identity, sample_identity
+from reidbench.datasets.synthetic.render import HEADINGS, Pose, draw_person
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 

@@ -16,7 +16,7 @@ from typing import Any
 from reidbench.config import ExperimentConfig, tomllib
 from reidbench.experiment import RunPaths, run_experiment
 from reidbench.progress import Log, ProgressFactory, no_log
-from reidbench.rundir_lock import hold_run_dir, refuse_if_held
+from reidbench.rundir.lock import hold_run_dir, refuse_if_held
 from reidbench.shipped_configs import config_text
 
 # One active, priced LVLM per provider (the study's models' successors where they have a

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,63 +33,11 @@ from reidbench.errors import UserError
 from reidbench.files import write_json_atomic
 from reidbench.progress import Log, ProgressFactory, no_log
 from reidbench.records import RUN_SCHEMA_VERSION, checked_manifest
-from reidbench.rundir_lock import hold_run_dir, refuse_if_held
+from reidbench.rundir.lock import hold_run_dir, refuse_if_held
+from reidbench.rundir.paths import RunPaths
+from reidbench.rundir.paths import settings_hash as _settings_hash
 from reidbench.tables import SCORES_SCHEMA, read_meta, read_table, write_table
 from reidbench.tasks.registry import TaskContext, check_tasks, run_tasks, tasks_preflight
-
-
-@dataclass
-class RunPaths:
-    """Where each file of a run directory lives (see docs/run-directory.md)."""
-
-    out: Path
-    # Why a system was stopped by its circuit breaker (judges/breaker.py): exit code 3.
-    stopped: list[str] = field(default_factory=list)
-    shared_responses: Path | None = None  # `[cache] responses`: one cache for several runs
-    claim_lease_s: float | None = None  # `[cache] claim_lease_s` (None: the default lease)
-
-    @property
-    def manifest(self) -> Path:
-        return self.out / "run.json"
-
-    @property
-    def pairs(self) -> Path:
-        return self.out / "pairs.parquet"
-
-    @property
-    def scores(self) -> Path:
-        return self.out / "scores.parquet"
-
-    @property
-    def retrieval(self) -> Path:
-        return self.out / "retrieval.json"
-
-    @property
-    def systems_dir(self) -> Path:
-        return self.out / "systems"
-
-    def system_scores(self, name: str) -> Path:
-        return self.systems_dir / f"{_safe_name(name)}.parquet"
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.out / "cache"
-
-    @property
-    def response_cache(self) -> Path:
-        return self.shared_responses or self.cache_dir / "responses.sqlite"
-
-    @property
-    def feature_cache(self) -> Path:
-        return self.cache_dir / "features"
-
-
-def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-
-
-def _settings_hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run_experiment(
@@ -179,7 +126,7 @@ def _run(cfg, paths, make_progress, log, environ, write_outputs, relink) -> RunP
 
 def write_run_outputs(run_dir: Path, *, log: Log = no_log) -> str:
     """Write metrics.json, report.html and summary.md; return the Markdown summary."""
-    from reidbench.metrics.run_metrics import write_metrics
+    from reidbench.metrics.run import write_metrics
     from reidbench.report import write_report
     from reidbench.rundir import open_run
 
@@ -572,7 +519,7 @@ def _merge_scores(cfg: ExperimentConfig, paths: RunPaths) -> None:
 
 def _ensure_retrieval(cfg, dataset, paths, make_progress, log) -> None:
     from reidbench.models import FeatureCache
-    from reidbench.retrieval import evaluate_embedder
+    from reidbench.retrieval_run import evaluate_embedder
 
     results: dict[str, Any] = {}
     if paths.retrieval.exists():

@@ -218,7 +218,7 @@ def complete_lvlms(systems: list[SystemConfig], out: Path | None) -> set[str]:
     (`reidbench run` reuses them without a call), so no key or endpoint is needed."""
     if out is None:
         return set()
-    from reidbench.experiment import RunPaths, _settings_hash
+    from reidbench.rundir.paths import RunPaths, settings_hash
     from reidbench.tables import read_meta, read_table
 
     paths = RunPaths(Path(out))
@@ -231,7 +231,7 @@ def complete_lvlms(systems: list[SystemConfig], out: Path | None) -> set[str]:
             table = read_table(target)
         except (UserError, OSError, ValueError):
             continue
-        if read_meta(table).get("settings") != _settings_hash(s.model_dump(mode="json")):
+        if read_meta(table).get("settings") != settings_hash(s.model_dump(mode="json")):
             continue
         if not set(table.column("status").to_pylist()) & {"api_error", "parse_error"}:
             done.add(s.name)

@@ -146,7 +146,7 @@ def register(app: typer.Typer) -> None:
         """Query-vs-gallery retrieval with an embedder: rank-1/5/10, mAP, mINP."""
         from reidbench.errors import UserError
         from reidbench.models import FeatureCache, default_cache_dir, load_embedder
-        from reidbench.retrieval import evaluate_embedder
+        from reidbench.retrieval_run import evaluate_embedder
 
         if model == "handcrafted" and (precision != "auto" or device not in ("auto", "cpu")):
             raise UserError(

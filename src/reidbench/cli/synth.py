@@ -109,11 +109,11 @@ def register(app: typer.Typer) -> None:
         seconds = time.perf_counter() - started
         payload: dict[str, object] = {"out": str(out), **result, "seconds": round(seconds, 3)}
         if check:
-            from reidbench.datasets.synthetic_check import histogram_baseline
+            from reidbench.datasets.synthetic.check import histogram_baseline
 
             payload["colour_histogram"] = histogram_baseline(out)
         if contact_sheet is not None:
-            from reidbench.datasets.synthetic_sheet import contact_sheet as make_sheet
+            from reidbench.datasets.synthetic.sheet import contact_sheet as make_sheet
 
             payload["contact_sheet"] = str(make_sheet(out, contact_sheet))
         if as_json:

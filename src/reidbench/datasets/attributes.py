@@ -240,7 +240,7 @@ def read_attributes_file(path: Path) -> tuple[Truth, str]:
 def _from_synthetic_identities(root: Path) -> Truth | None:
     """Older synthetic sets (made before attributes.json existed): derive from the
     generator's identities file."""
-    from reidbench.datasets.synthetic import IDENTITIES_FILE
+    from reidbench.datasets.synthetic.names import IDENTITIES_FILE
 
     path = root / IDENTITIES_FILE
     if not path.is_file():

@@ -16,23 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from reidbench.engine.ray_import import import_ray
 from reidbench.errors import UserError
 from reidbench.metrics.retrieval import Metric, RetrievalResult
 from reidbench.models.base import Embedder
 from reidbench.models.feature_cache import FeatureCache
 from reidbench.progress import Progress
-
-
-def import_ray() -> Any:
-    """`ray`, or a UserError that says how to install it."""
-    try:
-        import ray
-        import ray.data  # the features pipeline needs Ray Data, not only Ray core
-    except ImportError as exc:
-        raise UserError(
-            "the ray engine needs Ray: pip install 'reidbench[ray]' (or use --engine local)"
-        ) from exc
-    return ray
 
 
 class RayEngine:

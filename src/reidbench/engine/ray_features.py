@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from reidbench.engine.ray_engine import import_ray
+from reidbench.engine.ray_import import import_ray
 from reidbench.errors import UserError
 from reidbench.models.base import Embedder, TorchEmbedder
 from reidbench.models.cache_writer import BackgroundWriter

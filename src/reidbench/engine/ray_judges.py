@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from reidbench.engine.ray_engine import import_ray
+from reidbench.engine.ray_import import import_ray
 from reidbench.errors import UserError
 from reidbench.judges.providers.base import (
     PermanentError,

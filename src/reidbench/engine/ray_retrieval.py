@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reidbench.engine.ray_engine import import_ray
+from reidbench.engine.ray_import import import_ray
 from reidbench.metrics.retrieval import Metric, QueryBlocks, RetrievalResult, plan_query_blocks
 from reidbench.progress import Progress, reporting
 

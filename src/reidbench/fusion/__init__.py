@@ -11,6 +11,9 @@ and reported on held-out half B only.
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 from reidbench.fusion.cascade import (
     CascadeFusion,
     ReidCalibration,
@@ -34,7 +37,7 @@ from reidbench.fusion.records import (
     load_records,
     write_record,
 )
-from reidbench.fusion.rundata import RunData, SystemView, read_run
+from reidbench.rundir import SystemView
 
 __all__ = [
     "CascadeFusion",
@@ -42,7 +45,6 @@ __all__ = [
     "LogisticFusion",
     "LogisticModel",
     "ReidCalibration",
-    "RunData",
     "SystemView",
     "band_halfwidth",
     "calibrate_reid",
@@ -55,6 +57,24 @@ __all__ = [
     "fuse_run",
     "load_records",
     "lvlm_unit",
-    "read_run",
     "write_record",
 ]
+
+# Kept for one release: fusion read run directories itself before `reidbench.rundir`.
+_DEPRECATED = {"RunData": "RunDir", "read_run": "open_run"}
+
+
+def __getattr__(name: str) -> Any:
+    """`reidbench.fusion.read_run` / `RunData`: the run-directory model's names, with a warning."""
+    if name in _DEPRECATED:
+        new = _DEPRECATED[name]
+        warnings.warn(
+            f"reidbench.fusion.{name} is deprecated and goes in the next release; "
+            f"use reidbench.rundir.{new}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        import reidbench.rundir
+
+        return getattr(reidbench.rundir, new)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,9 +34,9 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from reidbench.errors import UserError
-from reidbench.fusion.rundata import RunData, SystemView
 from reidbench.metrics._util import fnum
 from reidbench.metrics.verification import best_f1_threshold, ranking_metrics, threshold_metrics
+from reidbench.rundir import RunDir, SystemView
 
 BILLED = ("ok", "refusal", "safety_block", "parse_error")  # statuses that come with usage
 
@@ -212,7 +212,7 @@ class CascadeInputs:
         )
 
 
-def cascade_inputs(data: RunData, reid: str, lvlm: str, calib: np.ndarray) -> CascadeInputs:
+def cascade_inputs(data: RunDir, reid: str, lvlm: str, calib: np.ndarray) -> CascadeInputs:
     rv, lv = data.system(reid), data.system(lvlm)
     if rv.kind != "reid":
         raise UserError(f"cascade: {reid!r} is a {rv.kind} system; the first must be a ReID model")
@@ -320,7 +320,7 @@ class CascadeFusion:
 
 
 def fuse_cascade(
-    data: RunData,
+    data: RunDir,
     reid: str,
     lvlm: str,
     *,
@@ -400,7 +400,7 @@ def fuse_cascade(
 
 
 def _live_halfwidth(
-    inputs: CascadeInputs, held: np.ndarray, data: RunData, fraction: float | None, calib
+    inputs: CascadeInputs, held: np.ndarray, data: RunDir, fraction: float | None, calib
 ) -> float:
     """The band a live run used: the fraction's band, narrowed to what a budget let it ask."""
     w = band_halfwidth(inputs.distance[calib], fraction) if fraction is not None else math.inf

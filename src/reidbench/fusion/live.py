@@ -32,8 +32,8 @@ import pyarrow.compute as pc
 from reidbench.config import CascadeConfig, LVLMSystemConfig
 from reidbench.errors import UserError
 from reidbench.fusion.cascade import ReidCalibration, band_halfwidth, calibrate_reid
-from reidbench.fusion.rundata import SystemView, system_view
 from reidbench.progress import NullProgress, Progress
+from reidbench.rundir import SystemView, system_view
 from reidbench.rundir.halves import identity_codes, identity_halves, image_codes
 from reidbench.tables import SCORES_SCHEMA
 

@@ -41,9 +41,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from reidbench.errors import UserError
-from reidbench.fusion.rundata import RunData, SystemView
 from reidbench.metrics.verification import best_f1_threshold
-from reidbench.rundir import FUSED_SCALE
+from reidbench.rundir import FUSED_SCALE, RunDir, SystemView
 
 IMPUTE_RULE = "mean normalised score of the system's answered calibration pairs"
 CV_SCORING = "neg_log_loss"
@@ -418,7 +417,7 @@ class LogisticFusion:
 
 
 def fuse_logistic(
-    data: RunData,
+    data: RunDir,
     systems: list[str],
     *,
     calib: np.ndarray | None = None,

@@ -24,9 +24,8 @@ from reidbench.errors import UserError
 from reidbench.files import write_json_atomic
 from reidbench.fusion.cascade import fuse_cascade
 from reidbench.fusion.logistic import fuse_logistic
-from reidbench.fusion.rundata import RunData, inputs_digest, read_run
 from reidbench.progress import Log, no_log
-from reidbench.rundir import FUSED_SCALE, FUSION_FORMAT
+from reidbench.rundir import FUSED_SCALE, FUSION_FORMAT, RunDir, inputs_digest, open_run
 from reidbench.rundir.halves import IDENTITY_RULE
 from reidbench.tables import SCORES_SCHEMA, read_table, write_table
 
@@ -54,7 +53,7 @@ def default_name(method: str, systems: list[str]) -> str:
     return f"{method}({'+'.join(systems)})"
 
 
-def _split(data: RunData, calib: np.ndarray) -> dict[str, Any]:
+def _split(data: RunDir, calib: np.ndarray) -> dict[str, Any]:
     y = data.label
     held = data.held_out(calib)
     return {
@@ -104,19 +103,19 @@ def _rows(
     )
 
 
-def _check_name(data: RunData, name: str) -> None:
+def _check_name(data: RunDir, name: str) -> None:
     if name in data.systems:
         raise UserError(
             f"fusion name {name!r} is already a system of this run; pass another --name"
         )
 
 
-def _pairs_hash(data: RunData) -> str | None:
+def _pairs_hash(data: RunDir) -> str | None:
     return data.pairs_meta.get("content_hash")
 
 
 def fit_logistic_record(
-    data: RunData,
+    data: RunDir,
     systems: list[str],
     *,
     name: str | None = None,
@@ -169,7 +168,7 @@ def fit_logistic_record(
 
 
 def fit_cascade_record(
-    data: RunData,
+    data: RunDir,
     reid: str,
     lvlm: str,
     *,
@@ -249,7 +248,7 @@ def _accounting(lv, held: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _finish(record: dict[str, Any], name: str, data: RunData, systems: list[str]) -> dict:
+def _finish(record: dict[str, Any], name: str, data: RunDir, systems: list[str]) -> dict:
     entry = {
         "name": name,
         "type": "fusion" if record["method"] == "logistic" else "cascade",
@@ -290,7 +289,7 @@ def load_records(
 
     The reading and the staleness rules live in `reidbench.rundir` (`RunDir.fused`).
     """
-    data = read_run(run_dir, seed=seed)
+    data = open_run(run_dir, seed=seed)
     records, skipped = data.fused()
     found = []
     for fused in records:
@@ -336,7 +335,7 @@ def fuse_run(
         ),
     }
     _refuse_replacing(run_dir, name or default_name(method, list(systems)), settings, force)
-    data = read_run(run_dir)
+    data = open_run(run_dir)
     if method == "logistic":
         record, rows = fit_logistic_record(
             data, systems, name=name, cv_folds=cv_folds, cs=cs, select_inputs=select_inputs

@@ -40,7 +40,7 @@ from reidbench.metrics.run.retrieval_band import rerank_paired
 from reidbench.progress import Log, ProgressFactory, no_log
 from reidbench.report import format as fmt
 from reidbench.rundir import DEFAULT_SCALE
-from reidbench.rundir_lock import locks_run_dir
+from reidbench.rundir.lock import locks_run_dir
 from reidbench.tables import PAIRS_SCHEMA, SCORES_SCHEMA, write_table
 
 FORMAT = "reidbench.rerank/1"

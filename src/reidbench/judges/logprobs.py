@@ -20,8 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from reidbench.config import LVLMSystemConfig
-from reidbench.errors import UserError
 from reidbench.judges.parse import Parsed, looks_like_refusal
 from reidbench.judges.providers.base import ProviderReply
 from reidbench.judges.result import NO_YES_NO
@@ -94,24 +92,3 @@ def parse_probability(reply: ProviderReply, *, threshold: float = 50.0) -> Parse
     )
     decision = "same" if score >= threshold else "different"
     return Parsed("ok", score, decision, reasons=reasons)
-
-
-def check_logprobs(system: LVLMSystemConfig, family: str, client: str, model: str) -> None:
-    """Refuse, before any call, a probability prompt on a model that returns no logprobs."""
-    from reidbench.judges.lifecycle import preset_of
-    from reidbench.judges.providers.registry import get_provider
-
-    where = f"system {system.name!r}: prompt {system.prompt!r} scores by token log-probabilities"
-    fix = (
-        "use a verbalised prompt (e.g. similarity-0-100) for it, or a model that returns "
-        "logprobs (OpenAI-compatible chat models, vLLM, SGLang, hf; see `reidbench presets`)"
-    )
-    if not get_provider(client).logprobs:
-        raise UserError(f"{where}, and the {family} provider returns none; {fix}")
-    preset = preset_of(system)
-    if preset is not None and not preset.capabilities.logprobs:
-        raise UserError(f"{where}, and {preset.name} does not return them; {fix}")
-    if system.structured == "on":
-        raise UserError(
-            f'{where} of a one-word answer; set structured = "off" or "auto" (it is not used)'
-        )

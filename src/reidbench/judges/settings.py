@@ -16,7 +16,7 @@ from reidbench.config import LVLMSystemConfig
 from reidbench.errors import UserError
 from reidbench.judges.images import ImageSpec
 from reidbench.judges.lifecycle import effective_config
-from reidbench.judges.logprobs import check_logprobs
+from reidbench.judges.logprob_check import check_logprobs
 from reidbench.judges.presets import FAMILIES, NO_KEY, Price, price_for, split_preset
 from reidbench.judges.prompts import Prompt, load_prompt
 from reidbench.judges.providers.registry import get_provider, load_provider_plugins

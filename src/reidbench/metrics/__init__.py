@@ -10,8 +10,8 @@ from reidbench.metrics.retrieval import RetrievalResult as RetrievalResult
 from reidbench.metrics.retrieval import evaluate_features as evaluate_features
 from reidbench.metrics.retrieval import evaluate_retrieval as evaluate_retrieval
 from reidbench.metrics.retrieval import pairwise_distance as pairwise_distance
-from reidbench.metrics.run_metrics import compute_metrics as compute_metrics
-from reidbench.metrics.run_metrics import write_metrics as write_metrics
+from reidbench.metrics.run import compute_metrics as compute_metrics
+from reidbench.metrics.run import write_metrics as write_metrics
 from reidbench.metrics.splits import calibration_mask as calibration_mask
 from reidbench.metrics.splits import split_halves as split_halves
 from reidbench.metrics.stats import bootstrap_ci as bootstrap_ci

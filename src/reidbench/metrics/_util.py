@@ -1,4 +1,5 @@
-"""Small helpers that keep metric output strict JSON (no NaN, no Infinity, no numpy types)."""
+"""Small helpers: array-likes in (`to_numpy`), strict JSON out (no NaN, no Infinity, no numpy
+types)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,13 @@ import math
 from typing import Any
 
 import numpy as np
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """numpy view of an array-like; torch tensors are detached and moved to the CPU."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch.Tensor, without importing torch
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
 
 
 def fnum(x: Any) -> float | None:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from reidbench.errors import UserError
-from reidbench.metrics.retrieval import to_numpy
+from reidbench.metrics._util import to_numpy
 from reidbench.progress import Progress, reporting
 
 DEFAULT_MAX_MEMORY_GIB = 8.0

@@ -28,6 +28,8 @@ from typing import Any, Literal
 import numpy as np
 
 from reidbench.errors import UserError
+from reidbench.metrics._util import to_numpy
+from reidbench.metrics.rerank import k_reciprocal_distance
 from reidbench.progress import Progress, reporting
 
 Metric = Literal["cosine", "euclidean"]
@@ -159,8 +161,6 @@ def evaluate_features(
             f"{g.shape[1]}: extract both with the same model"
         )
     if rerank:
-        from reidbench.metrics.rerank import k_reciprocal_distance
-
         dist = k_reciprocal_distance(
             q,
             g,
@@ -271,13 +271,6 @@ def pairwise_distance(qf: Any, gf: Any, metric: Metric = "cosine") -> np.ndarray
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def to_numpy(x: Any) -> np.ndarray:
-    """numpy view of an array-like; torch tensors are detached and moved to the CPU."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch.Tensor, without importing torch
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def _as_distmat(distmat: Any) -> np.ndarray:

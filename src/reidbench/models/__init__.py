@@ -17,11 +17,12 @@ from typing import Any
 
 from reidbench.errors import UserError
 from reidbench.models.base import Embedder, TorchEmbedder
-from reidbench.models.entry_points import load_embedder_plugins
 from reidbench.models.extract import extract_features
 from reidbench.models.feature_cache import FeatureCache, default_cache_dir
 from reidbench.models.miner import EmbedderMiner
 from reidbench.models.similarity import cosine_to_unit, pair_scores
+from reidbench.plugins import EMBEDDERS as EMBEDDER_PLUGINS
+from reidbench.plugins import load_entry_points
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,14 @@ def register_embedder(spec: EmbedderSpec, *, replace: bool = False) -> EmbedderS
         raise ValueError(f"names starting with {ONNX_PREFIX!r} are reserved for ONNX files")
     EMBEDDERS[spec.name] = spec
     return spec
+
+
+def load_embedder_plugins() -> None:
+    """Third-party embedders from the `reidbench.embedders` entry-point group, loaded once.
+
+    An entry point names either an `EmbedderSpec` (registered as is) or a function that
+    calls `register_embedder` itself (docs/extending.md)."""
+    load_entry_points(EMBEDDER_PLUGINS, register_embedder)
 
 
 ONNX_PREFIX = "onnx:"

@@ -1,6 +1,6 @@
 """Adapter: any embedder as a hard-negative miner for `reidbench.pairs.curate_pairs`.
 
-The curator's `NegativeMiner` protocol (`reidbench.pairs_hard`) asks for a
+The curator's `NegativeMiner` protocol (`reidbench.pairs.hard`) asks for a
 `name` (recorded in the pair set's provenance) and `features(records)`; this
 extracts them with the shared cache, so mining and later scoring with the same
 embedder compute each image once.

@@ -11,8 +11,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from reidbench.report import format as fmt
-from reidbench.report.extras import ExtraBlock, ExtraSection
-from reidbench.report.model import Cell, Row, Table, as_map, collect_notes, count, number
+from reidbench.report.model import (
+    Cell,
+    ExtraBlock,
+    ExtraSection,
+    Row,
+    Table,
+    as_map,
+    collect_notes,
+    count,
+    number,
+)
 
 HOWTO = (
     "Systems whose prompt asks for attribute values per image (prompt 'attributes') are "

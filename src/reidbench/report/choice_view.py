@@ -117,7 +117,7 @@ def _comparison_table(comparisons: list[Any], colours: Mapping[str, str]) -> Tab
 
 def choice_section(name: str, block: Mapping[str, Any], colours: Mapping[str, str]) -> Any:
     """The ExtraSection for one choice task."""
-    from reidbench.report.extras import ExtraBlock, ExtraSection
+    from reidbench.report.model import ExtraBlock, ExtraSection
 
     items = as_map(block.get("items"))
     n = int(block.get("n_candidates") or 0)

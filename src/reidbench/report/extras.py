@@ -8,7 +8,6 @@ shown under "All recorded values", so a field added later is never hidden.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from reidbench.metrics import specs
@@ -17,7 +16,9 @@ from reidbench.report import plots, sections
 from reidbench.report.coverage_view import coverage_aware_table
 from reidbench.report.model import (
     Cell,
-    Node,
+    ExtraBlock,
+    ExtraSection,
+    Pairs,
     Row,
     Table,
     as_map,
@@ -28,27 +29,6 @@ from reidbench.report.model import (
     scalar_text,
     to_tree,
 )
-
-Pairs = list[tuple[str, str]]
-
-
-@dataclass
-class ExtraBlock:
-    name: str
-    colour: str | None
-    facts: Pairs
-    tables: list[tuple[str, Table]] = field(default_factory=list)
-    figures: list[tuple[str, str]] = field(default_factory=list)  # (data URI, alt text)
-    details: list[tuple[str, Node]] = field(default_factory=list)
-
-
-@dataclass
-class ExtraSection:
-    key: str
-    title: str
-    howto: str
-    blocks: list[ExtraBlock]
-    notes: list[str] = field(default_factory=list)
 
 
 def _split_text(split: Any) -> str:

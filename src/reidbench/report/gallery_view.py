@@ -11,8 +11,16 @@ from typing import Any
 
 from reidbench.report import format as fmt
 from reidbench.report import plots
-from reidbench.report.extras import ExtraBlock, ExtraSection
-from reidbench.report.model import Cell, Row, Table, as_map, collect_notes, number
+from reidbench.report.model import (
+    Cell,
+    ExtraBlock,
+    ExtraSection,
+    Row,
+    Table,
+    as_map,
+    collect_notes,
+    number,
+)
 
 HOWTO = (
     "Each query is ranked against its own small gallery (VP-ReID's query-gallery matching, "

@@ -168,3 +168,25 @@ def to_tree(value: Any, depth: int = 0) -> Node:
             return Node("scalar", text=f"{len(value)} items")
         return Node("list", elements=[to_tree(v, depth + 1) for v in value])
     return Node("scalar", text=scalar_text(value))
+
+
+Pairs = list[tuple[str, str]]  # (label, value) facts
+
+
+@dataclass
+class ExtraBlock:
+    name: str
+    colour: str | None
+    facts: Pairs
+    tables: list[tuple[str, Table]] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (data URI, alt text)
+    details: list[tuple[str, Node]] = field(default_factory=list)
+
+
+@dataclass
+class ExtraSection:
+    key: str
+    title: str
+    howto: str
+    blocks: list[ExtraBlock]
+    notes: list[str] = field(default_factory=list)

@@ -13,8 +13,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from reidbench.report import format as fmt
-from reidbench.report.extras import ExtraBlock, ExtraSection, Pairs
-from reidbench.report.model import Cell, Row, Table, as_map, collect_notes, count, formatted
+from reidbench.report.model import (
+    Cell,
+    ExtraBlock,
+    ExtraSection,
+    Pairs,
+    Row,
+    Table,
+    as_map,
+    collect_notes,
+    count,
+    formatted,
+)
 from reidbench.report.model import number as number_cell
 
 HOWTO = (

@@ -27,9 +27,9 @@ import pyarrow as pa
 
 from reidbench.datasets.base import Dataset
 from reidbench.errors import UserError
-from reidbench.pairs_hard import NegativeMiner, miner_features
-from reidbench.pairs_pools import Pools, build_pools
-from reidbench.pairs_rng import StableRng
+from reidbench.pairs.hard import NegativeMiner, miner_features
+from reidbench.pairs.pools import Pools, build_pools
+from reidbench.pairs.rng import StableRng
 from reidbench.tables import read_meta, read_table, write_table
 
 LABELS = "ABCDEFGHIJ"  # candidate labels, slot 0 = "A"

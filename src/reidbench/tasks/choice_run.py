@@ -116,7 +116,8 @@ def ensure_items(ctx: TaskContext, task: ChoiceTask, name: str) -> ChoiceItems:
 def run_choice(ctx: TaskContext, task: ChoiceTask, name: str) -> None:
     """Curate or reuse the items, then have each of the task's systems answer them."""
     from reidbench.config import ReIDSystemConfig
-    from reidbench.experiment import _safe_name, _settings_hash
+    from reidbench.rundir.paths import safe_name as _safe_name
+    from reidbench.rundir.paths import settings_hash as _settings_hash
 
     items = ensure_items(ctx, task, name)
     wanted = task.systems or [s.name for s in ctx.cfg.systems]

@@ -35,7 +35,7 @@ import pyarrow as pa
 from reidbench.config import LVLMSystemConfig, ReIDSystemConfig, SystemConfig
 from reidbench.errors import UserError
 from reidbench.files import write_json_atomic
-from reidbench.pairs_rng import StableRng
+from reidbench.pairs.rng import StableRng
 from reidbench.progress import Log, ProgressFactory, no_log
 from reidbench.tables import read_meta, read_table, write_table
 from reidbench.tasks.config import GalleryTask
@@ -63,6 +63,11 @@ ITEMS_SCHEMA = pa.schema(
         ("label", pa.int8()),  # 1: a true match of the query
     ]
 )
+
+
+def gallery_name(index: int) -> str:
+    """Folder / metrics key of the index-th gallery task of a run: gallery, gallery-2, ..."""
+    return "gallery" if index == 0 else f"gallery-{index + 1}"
 
 
 def task_dir(run_dir: Path, name: str = "gallery") -> Path:
@@ -123,7 +128,7 @@ def curate_gallery(dataset: Dataset, task: GalleryTask) -> GalleryItems:
     of other identities, drawn uniformly. Each query draws from its own stream keyed by
     its path, so asking for more queries keeps the earlier queries' galleries.
     """
-    from reidbench.pairs_pools import build_pools
+    from reidbench.pairs.pools import build_pools
 
     pools = build_pools(dataset, task.split, same_camera=False, distractors=False)
     a, b = pools.a, pools.b
@@ -343,8 +348,7 @@ def gallery_preflight(
 
     Items already in `run_dir` are used when made from the same request; otherwise they are
     curated in memory only (the run curates them again, identically, and writes them)."""
-    from reidbench.experiment import RunPaths
-    from reidbench.tasks.gallery_metrics import gallery_name
+    from reidbench.rundir.paths import RunPaths
 
     tasks = [t for t in cfg.tasks if isinstance(t, GalleryTask)]
     paths = RunPaths(Path(run_dir), shared_responses=cfg.cache.responses)

@@ -28,7 +28,7 @@ from reidbench.metrics.retrieval import evaluate_retrieval
 from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.tables import read_table
 from reidbench.tasks.config import GalleryTask
-from reidbench.tasks.gallery import item_scores, read_items, task_dir
+from reidbench.tasks.gallery import gallery_name, item_scores, read_items, task_dir
 
 FAILED_NEGATIVE = np.finfo(np.float64).max  # below every answered image
 FAILED_POSITIVE = np.inf  # below that too: a failure never finds a true match
@@ -209,8 +209,3 @@ def gallery_tasks_metrics(
                 run_dir, GalleryTask.model_validate(raw), bootstrap, name=name
             )
     return out
-
-
-def gallery_name(index: int) -> str:
-    """Folder / metrics key of the index-th gallery task of a run: gallery, gallery-2, ..."""
-    return "gallery" if index == 0 else f"gallery-{index + 1}"

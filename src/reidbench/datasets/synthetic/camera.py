@@ -13,13 +13,14 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from reidbench.datasets.synthetic_identity import RGB, Identity, uniform, weighted_index
-from reidbench.datasets.synthetic_render import HEADINGS, Pose, draw_person, shade
-from reidbench.datasets.synthetic_scene import Campus, make_scene
+from reidbench.datasets.synthetic.identity import RGB, Identity, uniform, weighted_index
+from reidbench.datasets.synthetic.render import HEADINGS, Pose, draw_person, shade
+from reidbench.datasets.synthetic.scene import Campus, make_scene
 
 WIDTH, HEIGHT = 64, 128  # the crop size written to disk (Market-1501 size)
 SUPERSAMPLE = 2  # draw at 2x and reduce: anti-aliased edges for ~2x drawing cost
@@ -266,7 +267,8 @@ def tinted(who: Identity, gain: tuple[float, float, float]) -> Identity:
     The cast is linear, so tinting the colours before drawing and blurring equals
     tinting the pixels after, at a fraction of the cost.
     """
-    return replace(who, **{f: _tint_rgb(getattr(who, f), gain) for f in _COLOUR_FIELDS})
+    tints: dict[str, Any] = {f: _tint_rgb(getattr(who, f), gain) for f in _COLOUR_FIELDS}
+    return replace(who, **tints)
 
 
 def render_shot(

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from reidbench.datasets.synthetic import FOLDERS, IDENTITIES_FILE, MARKER
-from reidbench.datasets.synthetic_check import list_split
+from reidbench.datasets.synthetic.build import FOLDERS, IDENTITIES_FILE, MARKER
+from reidbench.datasets.synthetic.check import list_split
 from reidbench.errors import UserError
 from reidbench.files import atomic_path
 

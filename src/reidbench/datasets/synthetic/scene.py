@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from reidbench.datasets.synthetic_identity import RGB
+from reidbench.datasets.synthetic.identity import RGB
 
 BACKDROPS = ("brick", "foliage", "glass", "wall", "shops")
 GROUNDS = ("tiles", "asphalt", "grass", "floor")

@@ -29,8 +29,8 @@ import pyarrow as pa
 
 from reidbench.datasets.base import Dataset
 from reidbench.errors import UserError
-from reidbench.pairs_hard import NegativeMiner, mine_stratum, miner_features
-from reidbench.pairs_pools import (
+from reidbench.pairs.hard import NegativeMiner, mine_stratum, miner_features
+from reidbench.pairs.pools import (
     SPLIT_CHOICES,
     Pools,
     build_pools,
@@ -40,8 +40,8 @@ from reidbench.pairs_pools import (
     sample_negatives,
     waterfill,
 )
-from reidbench.pairs_rng import StableRng
-from reidbench.pairs_triplets import ALL_SAME, SPACE_AB, TWO_SAME, sample_triplets
+from reidbench.pairs.rng import StableRng
+from reidbench.pairs.triplets import ALL_SAME, SPACE_AB, TWO_SAME, sample_triplets
 from reidbench.tables import PAIRS_SCHEMA, read_meta, read_table, write_table
 
 __all__ = [
@@ -270,10 +270,11 @@ def _choose_negatives(
                 feats_a, feats_b = both[: len(pools.a)], both[len(pools.a) :]
     keys: list[np.ndarray] = []
     hard: list[np.ndarray] = []
-    for s in np.flatnonzero(alloc):
-        s = int(s)
+    for stratum in np.flatnonzero(alloc):
+        s = int(stratum)
         hard_keys = np.zeros(0, dtype=np.int64)
         if hard_alloc[s]:
+            assert feats_a is not None and feats_b is not None  # mined when n_hard > 0
             rng = StableRng(seed, f"negatives/hard/{s}")
             hard_keys = mine_stratum(pools, s, int(hard_alloc[s]), feats_a, feats_b, rng)
         rng = StableRng(seed, f"negatives/random/{s}")

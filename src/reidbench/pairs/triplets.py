@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from reidbench.errors import UserError
-from reidbench.pairs_pools import Pools
-from reidbench.pairs_rng import StableRng
+from reidbench.pairs.pools import Pools
+from reidbench.pairs.rng import StableRng
 
 ALL_SAME = "all-same"
 TWO_SAME = "two-same"

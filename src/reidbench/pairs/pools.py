@@ -20,7 +20,7 @@ import numpy as np
 
 from reidbench.datasets.base import Dataset, ImageRecord
 from reidbench.errors import UserError
-from reidbench.pairs_rng import StableRng
+from reidbench.pairs.rng import StableRng
 
 SPLIT_CHOICES = ("query-gallery", "test", "train")
 

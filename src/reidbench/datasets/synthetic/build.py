@@ -27,6 +27,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import PIL
@@ -34,7 +35,7 @@ from PIL import Image
 
 from reidbench import __version__
 from reidbench.datasets.attributes import ATTRIBUTES_FILE, synthetic_attributes, write_attributes
-from reidbench.datasets.synthetic_camera import (
+from reidbench.datasets.synthetic.camera import (
     HEIGHT,
     WIDTH,
     CameraProfile,
@@ -46,8 +47,9 @@ from reidbench.datasets.synthetic_camera import (
     sample_shot,
     sample_track,
 )
-from reidbench.datasets.synthetic_identity import Identity, sample_identity
-from reidbench.datasets.synthetic_scene import make_campus
+from reidbench.datasets.synthetic.identity import Identity, sample_identity
+from reidbench.datasets.synthetic.names import IDENTITIES_FILE
+from reidbench.datasets.synthetic.scene import make_campus
 from reidbench.errors import UserError
 from reidbench.files import write_json_atomic
 from reidbench.progress import Progress, reporting
@@ -56,7 +58,6 @@ GENERATOR = "reidbench.synthetic"
 # Bump when the same parameters would give different pixels: old sets then need --force.
 GENERATOR_VERSION = 1
 MARKER = "reidbench-synthetic.json"
-IDENTITIES_FILE = "reidbench-synthetic-identities.json"
 PLAN_FILE = ".reidbench-synthetic-plan.json"  # inside OUT.partial/ only
 FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 NOTE = (
@@ -366,7 +367,8 @@ def generate(
     params = _parameters(train_ids, test_ids, cameras, seed)
     existing = _check_out(out, params, force)
     if existing is not None:
-        counts = dict(existing.get("counts", {}))  # type: ignore[arg-type]
+        stored: Any = existing.get("counts", {})
+        counts = dict(stored)
         return {
             **counts,
             "reused": True,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from PIL import ImageDraw
 
-from reidbench.datasets.synthetic_identity import RGB, Identity
+from reidbench.datasets.synthetic.identity import RGB, Identity
 
 HEADINGS = ("front", "back", "left", "right")
 BULK = 1.2  # width of body parts relative to a slim figure (clothes add volume)

@@ -16,8 +16,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from reidbench.datasets.base import ImageRecord
-from reidbench.pairs_pools import Pools
-from reidbench.pairs_rng import StableRng
+from reidbench.pairs.pools import Pools
+from reidbench.pairs.rng import StableRng
 
 
 @runtime_checkable
