@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_pairs_data import make_dataset
-from test_pairs_hard import PidMiner
 
 from reidbench.errors import UserError
 from reidbench.tasks.choice_items import curate_choice_items, items_hash, read_items, write_items
+from tests.test_pairs_data import make_dataset
+from tests.test_pairs_hard import PidMiner
 
 
 def _check_rules(ds, items, split: str = "query-gallery") -> None:

@@ -8,13 +8,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from scipy.stats import binomtest, chisquare
-from test_pairs_data import make_dataset
 
 from reidbench.tables import write_table
 from reidbench.tasks.choice_items import curate_choice_items, write_items
 from reidbench.tasks.choice_metrics import accuracy_interval, metrics
 from reidbench.tasks.choice_run import ANSWERS_SCHEMA
 from reidbench.tasks.registry import MetricsSettings
+from tests.test_pairs_data import make_dataset
 
 
 def _answers(name: str, ids: list[int], answers: list[int | None], statuses: list[str], truth):

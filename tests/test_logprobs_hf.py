@@ -14,7 +14,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from PIL import Image
-from test_judges_hf import build_tiny_llava
 
 from reidbench.config import LVLMSystemConfig
 from reidbench.judges import judge_pairs
@@ -22,6 +21,7 @@ from reidbench.judges.images import EncodedImage
 from reidbench.judges.logprobs import probability_score
 from reidbench.judges.prompts import load_prompt
 from reidbench.judges.providers.base import ProviderRequest
+from tests.test_judges_hf import build_tiny_llava
 
 transformers = pytest.importorskip("transformers")
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from test_experiment_cli import lvlm_block, write_config
 
 from reidbench.datasets.synthetic import generate
 from reidbench.metrics.run.prompts import prompt_blocks
 from tests.fake_llm_server import FakeLLMServer, default_score
+from tests.test_experiment_cli import lvlm_block, write_config
 
 KEY = "sk-experiment-cli-key-9f8e7d6c5b4a"
 

@@ -264,10 +264,9 @@ def test_rerank_paired_tests_by_hand():
 
 
 def test_rerank_cli_and_report_print_the_change_alike():
-    from test_report import RERANK
-
     from reidbench.fusion.rerank_run import rerank_markdown
     from reidbench.report import format as fmt
+    from tests.test_report import RERANK
 
     result = json.loads(json.dumps(RERANK))
     result["paired"] = rerank_paired(
