@@ -62,5 +62,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory):
         "pairs.positives=80",
         "--set",
         "pairs.negatives=80",
+        "--set",
+        "tasks.1.items=40",  # the choice task: the small set has 94 matchable queries
     )
     return out

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from reidbench.report import format as fmt
 from reidbench.report.model import Cell, Row, Table, as_map
-from reidbench.report.plots import _RC, INK, _figure, label_text, to_data_uri
+from reidbench.report.plots import _RC, INK, MIN_FONT_PT, _figure, label_text, to_data_uri
 
 SMALL = "#d0d7de"  # cells with fewer than min_n pairs
 
@@ -76,9 +76,10 @@ def camera_figure(cams: Any, colours: Mapping[str, str]) -> Figure | None:
     index = {c: i for i, c in enumerate(ids)}
     k = len(ids)
     min_n = cams.get("min_n") or 0
-    per_row = min(4, len(cells))
+    # One panel per row, at most plots.MAX_WIDTH_IN wide, so cell text stays legible on a phone.
+    per_row = 1
     n_rows = math.ceil(len(cells) / per_row)
-    side = max(2.4, 0.42 * k + 0.9)
+    side = min(3.6, max(2.4, 0.42 * k + 0.9))
     annotate = k <= 8
     with matplotlib.rc_context(_RC):
         fig = _figure(
@@ -114,7 +115,7 @@ def camera_figure(cams: Any, colours: Mapping[str, str]) -> Figure | None:
                             f"{fmt.num(acc, 2)}\nn={n}",
                             ha="center",
                             va="center",
-                            fontsize=7,
+                            fontsize=MIN_FONT_PT,
                             color="#59636e" if small else _ink(acc),
                             zorder=3,
                         )

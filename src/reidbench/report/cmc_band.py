@@ -11,7 +11,17 @@ from matplotlib.figure import Figure
 
 from reidbench.report.format import is_num
 from reidbench.report.model import as_map
-from reidbench.report.plots import _RC, INK, _figure, _nums, label_text, to_data_uri
+from reidbench.report.plots import (
+    _RC,
+    INK,
+    _figure,
+    _legend_below,
+    _legend_height,
+    _legend_label,
+    _nums,
+    label_text,
+    to_data_uri,
+)
 
 
 def cmc_band_figure(retrieval: Mapping[str, Any], colours: Mapping[str, str]) -> Figure | None:
@@ -27,25 +37,31 @@ def cmc_band_figure(retrieval: Mapping[str, Any], colours: Mapping[str, str]) ->
             drawn.append((str(name), cmc, pair, r))
     if not any(b for _, _, b, _ in drawn):
         return None
+    labels = []
+    for name, cmc, _, r in drawn:
+        r1 = r.get("rank1", cmc[0])
+        labels.append(
+            _legend_label(label_text(name) + (f" (rank-1 {r1:.3f})" if is_num(r1) else ""))
+        )
+    legend_h = _legend_height(labels)
+    # The plain CMC figure's size and legend (plots.MAX_WIDTH_IN / MIN_FONT_PT rule).
     with matplotlib.rc_context(_RC):
-        fig = _figure(5.6, 3.8)
+        fig = _figure(4.2, 3.2 + legend_h, margins=(0.62, 0.2, 0.55 + legend_h, 0.32))
         ax = fig.subplots()
-        for name, cmc, shade, r in drawn:
+        for (name, cmc, shade, _), label in zip(drawn, labels, strict=True):
             colour = colours.get(name, INK)
             ranks = list(range(1, len(cmc) + 1))
-            r1 = r.get("rank1", cmc[0])
-            tag = f" (rank-1 {r1:.3f})" if is_num(r1) else ""
             if shade:
                 ax.fill_between(ranks, shade[0], shade[1], color=colour, alpha=0.18, linewidth=0)
-            ax.plot(ranks, cmc, color=colour, label=label_text(name) + tag)
+            ax.plot(ranks, cmc, color=colour, label=label)
         ax.set(
             xlim=(1, max(len(c) for _, c, _, _ in drawn)),
             ylim=(0, 1.01),
             xlabel="rank",
             ylabel="matching rate",
-            title="CMC with 95% band (query identities resampled)",
+            title="CMC, 95% band (identities resampled)",
         )
-        ax.legend(loc="lower right")
+        _legend_below(ax, len(labels))
     return fig
 
 

@@ -11,7 +11,16 @@ from matplotlib.figure import Figure
 
 from reidbench.report.format import is_num
 from reidbench.report.model import as_map
-from reidbench.report.plots import _RC, INK, _figure, _nums, label_text, to_data_uri
+from reidbench.report.plots import (
+    _RC,
+    INK,
+    _legend_below,
+    _legend_label,
+    _nums,
+    _square_with_legend,
+    label_text,
+    to_data_uri,
+)
 
 
 def det_figure(det: Mapping[str, Any], colours: Mapping[str, str]) -> Figure | None:
@@ -29,16 +38,15 @@ def det_figure(det: Mapping[str, Any], colours: Mapping[str, str]) -> Figure | N
         return None
     n_diff = max(int(b.get("n_different") or 1) for *_, b in drawn)
     x_min = 1.0 / max(n_diff, 1)
+    labels = [_legend_label(label_text(name)) for name, *_ in drawn]
+    # Square plot, legend underneath: the plots.MAX_WIDTH_IN / MIN_FONT_PT rule.
     with matplotlib.rc_context(_RC):
-        fig = _figure(5.6, 3.8)
-        ax = fig.subplots()
-        for name, far, fnr, op, _ in drawn:
+        fig, ax = _square_with_legend(labels)
+        for (name, far, fnr, op, _), label in zip(drawn, labels, strict=True):
             pts = [(x, y) for x, y in zip(far, fnr, strict=True) if x >= x_min]
             colour = colours.get(name, INK)
             if pts:
-                ax.plot(
-                    [p[0] for p in pts], [p[1] for p in pts], color=colour, label=label_text(name)
-                )
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colour, label=label)
             if is_num(op.get("far")) and is_num(op.get("fnr")) and op["far"] >= x_min:
                 ax.plot(
                     [op["far"]],
@@ -58,7 +66,7 @@ def det_figure(det: Mapping[str, Any], colours: Mapping[str, str]) -> Figure | N
             ylabel="false reject rate (FNR)",
             title="DET",
         )
-        ax.legend(loc="upper right")
+        _legend_below(ax, len(labels))
     return fig
 
 
