@@ -74,6 +74,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_synth_writes_attributes_json_matching_the_identities_it_drew(synth: Path) -> None:
     data = json.loads((synth / "attributes.json").read_text())
     assert data["format"] == "reidbench.attributes/1"
@@ -94,6 +95,7 @@ def test_synth_writes_attributes_json_matching_the_identities_it_drew(synth: Pat
         assert all(v in VOCABULARY[k] for k, v in row.items())
 
 
+@pytest.mark.slow
 def test_older_synthetic_sets_derive_the_truth_from_the_identities_file(
     synth: Path, tmp_path: Path
 ) -> None:
@@ -266,6 +268,7 @@ def test_reader_normalises_values_and_the_decision_still_parses() -> None:
     attr=st.sampled_from(sorted(VOCABULARY)),
     value=st.one_of(st.text(max_size=20), st.integers(), st.none(), st.booleans()),
 )
+@pytest.mark.slow
 def test_reader_never_leaves_the_vocabulary(attr: str, value: object) -> None:
     out = normalise_value(attr, value)
     assert out in (*VOCABULARY[attr], OTHER, UNCLEAR, UNREADABLE)
@@ -273,6 +276,7 @@ def test_reader_never_leaves_the_vocabulary(attr: str, value: object) -> None:
         assert attr in ("upper_colour", "lower_colour")
 
 
+@pytest.mark.slow
 @given(attr=st.sampled_from(sorted(VOCABULARY)), data=st.data())
 def test_vocabulary_values_survive_case_spaces_and_underscores(attr: str, data) -> None:
     value = data.draw(st.sampled_from(VOCABULARY[attr]))
@@ -283,6 +287,7 @@ def test_vocabulary_values_survive_case_spaces_and_underscores(attr: str, data) 
 # -- the prompt over each provider's wire format ---------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
 def test_attributes_prompt_round_trips_through_each_provider(provider: str, tmp_path: Path) -> None:
     """Structured output with the nested schema reaches the (fake) provider, and the values

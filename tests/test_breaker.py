@@ -101,6 +101,7 @@ def test_rules() -> None:
 # -- against endpoints ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_closed_port_stops_after_a_bounded_number_of_attempts(crops, tmp_path) -> None:
     url = f"http://127.0.0.1:{closed_port()}/v1"
     cfg = system(url, stop_after_connection_errors=4, concurrency=2)
@@ -112,6 +113,7 @@ def test_closed_port_stops_after_a_bounded_number_of_attempts(crops, tmp_path) -
     assert all("stopped" in r["error"] for r in rows)  # not asked, or asked when it tripped
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("provider", SDKS)
 def test_rejected_key_stops_at_the_first_401(provider, crops, tmp_path) -> None:
     with FakeLLMServer(require_key=KEY) as srv:
@@ -143,6 +145,7 @@ def test_unknown_model_404_stops_the_system(provider, crops, tmp_path) -> None:
     assert all(r["status"] == "api_error" for r in rows)
 
 
+@pytest.mark.slow
 def test_timeout_rate_stops_the_system(crops, tmp_path) -> None:
     with FakeLLMServer(require_key=KEY, timeout_sleep_s=3.0) as srv:
         srv.faults.extend(["timeout", "ok", "timeout", "timeout"] + ["timeout"] * 20)
@@ -161,6 +164,7 @@ def test_timeout_rate_stops_the_system(crops, tmp_path) -> None:
     assert [r["status"] for r in rows[:2]] == ["api_error", "ok"]
 
 
+@pytest.mark.slow
 def test_transient_errors_keep_retrying(crops, tmp_path) -> None:
     with FakeLLMServer(require_key=KEY) as srv:
         srv.faults.extend(["500", "429", "500"])

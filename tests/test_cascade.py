@@ -63,6 +63,7 @@ def test_unit_scores_put_the_threshold_at_one_half() -> None:
     np.testing.assert_allclose(unit_scores(s[:4], dec[:4], ok[:4], 50.0, 100.0), s[:4] / 100)
 
 
+@pytest.mark.slow
 def test_curve_ends_are_the_reid_model_and_the_lvlm(offline) -> None:
     root, y, systems, record, _calib, t = offline
     body = record["cascade"]
@@ -90,6 +91,7 @@ def test_curve_ends_are_the_reid_model_and_the_lvlm(offline) -> None:
     assert fractions == sorted(fractions)
 
 
+@pytest.mark.slow
 def test_operating_point_is_the_best_calibration_f1_within_budget(offline) -> None:
     _, _, _, record, _, _ = offline
     body = record["cascade"]
@@ -134,6 +136,7 @@ def test_rows_decide_by_band_and_score(offline) -> None:
             assert cost == pytest.approx(LVLM_COST)
 
 
+@pytest.mark.slow
 def test_cascade_in_metrics(offline) -> None:
     root, y, _, record, _calib, _ = offline
     metrics = compute_metrics(root)
@@ -178,6 +181,7 @@ def test_fixed_fraction_and_errors(tmp_path: Path) -> None:
         fuse_cascade(data, "emb-a", "judge", fractions=[1.0], budget_usd_per_1k=0.01)
 
 
+@pytest.mark.slow
 def test_cli_cascade(tmp_path: Path, run_cli) -> None:
     y, systems = two_embedders_and_lvlm(n=160)
     root = write_run(tmp_path, y, systems)

@@ -197,6 +197,7 @@ def test_live_budget_caps_spending_and_resume_never_overspends(
     assert sorted(lv2["pair_id"]) == sorted(lv["pair_id"])
 
 
+@pytest.mark.slow
 def test_live_config_needs_a_fraction_or_budget(data_root: Path, server, tmp_path: Path) -> None:
     from reidbench.errors import UserError
 

@@ -114,6 +114,7 @@ def _choice_calls(srv: FakeLLMServer) -> int:
     return sum("candidates (A, B" in json.dumps(r.body) for r in srv.records)
 
 
+@pytest.mark.slow
 def test_choice_task_end_to_end_with_resume_and_cache(run_cli, data, tmp_path, key_env) -> None:
     with FakeLLMServer(require_key=KEY) as srv:
         cfg = write_config(tmp_path / "exp.toml", data, lvlm_block(srv))
@@ -163,6 +164,7 @@ def test_choice_task_end_to_end_with_resume_and_cache(run_cli, data, tmp_path, k
     assert "Multiple choice" in html and "Accuracy by true slot" in html
 
 
+@pytest.mark.slow
 def test_position_biased_model_is_flagged(run_cli, data, tmp_path, key_env) -> None:
     with FakeLLMServer(require_key=KEY) as srv:
         srv.choice_bias = (0, 1.0)  # always names candidate A
@@ -181,6 +183,7 @@ def test_position_biased_model_is_flagged(run_cli, data, tmp_path, key_env) -> N
     assert m["accuracy"] == pytest.approx(0.25)  # the balanced slots: chance, not better
 
 
+@pytest.mark.slow
 def test_bad_task_settings_are_one_line_errors(run_cli, data, tmp_path) -> None:
     cfg = write_config(tmp_path / "exp.toml", data, items=10_000)
     result = run_cli("run", cfg, "--out", tmp_path / "run")

@@ -149,6 +149,7 @@ def test_fuse_cs_reaches_the_fit(run_cli, monkeypatch, tmp_path) -> None:
     assert cascade.code == 2 and "apply to --method logistic only" in cascade.err
 
 
+@pytest.mark.slow
 def test_dataset_option_on_the_command_line(run_cli, tmp_path) -> None:
     root = tmp_path / "synth"
     assert run_cli("synth", root, "--train-ids", "2", "--test-ids", "2").code == 0

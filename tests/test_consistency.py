@@ -40,6 +40,7 @@ def test_symmetry_counts_and_gaps():
         max_size=40,
     )
 )
+@pytest.mark.slow
 def test_repeat_stability_matches_brute_force(rows):
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     same = np.array([r[1] for r in rows], bool)

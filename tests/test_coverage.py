@@ -63,6 +63,7 @@ small_pairs = st.lists(
 )
 
 
+@pytest.mark.slow
 @given(small_pairs)
 @settings(max_examples=60, deadline=None)
 def test_decisions_and_roc_are_the_expectation_over_every_coin_flip(rows):
@@ -100,6 +101,7 @@ def test_decisions_and_roc_are_the_expectation_over_every_coin_flip(rows):
     assert got[ver.TAR_KEY] == pytest.approx(ver.tar_at_far_from_roc(fpr, tpr, thr_arr, 0.25)[0])
 
 
+@pytest.mark.slow
 @given(st.integers(0, 10_000))
 @settings(max_examples=30, deadline=None)
 def test_without_abstentions_it_is_the_ordinary_metrics(seed):

@@ -178,6 +178,7 @@ def test_broken_synthetic_marker(tmp_path: Path) -> None:
     assert "reidbench synth" in one_line_error(excinfo)
 
 
+@pytest.mark.slow
 def test_real_synth_output_if_available(tmp_path: Path) -> None:
     synthetic = pytest.importorskip("reidbench.datasets.synthetic")
     if not hasattr(synthetic, "generate"):

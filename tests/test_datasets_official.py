@@ -57,6 +57,7 @@ def duke_root(big_tmp: Path) -> Path:
     return top
 
 
+@pytest.mark.slow
 def test_market_official_counts(market_root: Path) -> None:
     dataset = load_dataset(market_root)
     info = dataset.info()
@@ -76,6 +77,7 @@ def test_market_official_counts(market_root: Path) -> None:
     assert "/" in first.path and not first.path.startswith("/")
 
 
+@pytest.mark.slow
 def test_market_official_records_match_names(market_root: Path) -> None:
     dataset = load_dataset(market_root / "Market-1501-v15.09.15", "market1501")
     for record in dataset.gallery[::97]:
@@ -86,6 +88,7 @@ def test_market_official_records_match_names(market_root: Path) -> None:
     assert [r.path for r in dataset.train] == sorted(r.path for r in dataset.train)
 
 
+@pytest.mark.slow
 def test_duke_official_counts(duke_root: Path) -> None:
     dataset = load_dataset(duke_root)
     info = dataset.info()
@@ -95,6 +98,7 @@ def test_duke_official_counts(duke_root: Path) -> None:
     assert dataset.extra["detected_by"] == "file names in dukemtmcreid style"
 
 
+@pytest.mark.slow
 def test_duke_read_as_market_names_the_camera(duke_root: Path) -> None:
     from reidbench.errors import UserError
 
@@ -107,6 +111,7 @@ def test_duke_read_as_market_names_the_camera(duke_root: Path) -> None:
     assert "--format" in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_cli_info_table_market(run_cli, market_root: Path) -> None:
     result = run_cli("dataset", "info", market_root)
     assert result.code == 0, result.err
@@ -120,6 +125,7 @@ def test_cli_info_table_market(run_cli, market_root: Path) -> None:
     assert any("real images" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_cli_info_json_duke(run_cli, duke_root: Path) -> None:
     result = run_cli("dataset", "info", duke_root, "--json")
     assert result.code == 0, result.err

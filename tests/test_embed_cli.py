@@ -60,6 +60,7 @@ def brute_force_metrics(qf, gf, q_pids, g_pids, q_cams, g_cams) -> dict[str, flo
     }
 
 
+@pytest.mark.slow
 def test_retrieval_json_equals_brute_force_then_hits_the_cache(run_cli, market, tmp_path):
     cache = tmp_path / "cache"
     res = run_cli("retrieval", market, "--model", "handcrafted", "--cache", cache, "--json")
@@ -141,6 +142,7 @@ def test_retrieval_user_errors_are_one_line(run_cli, market, tmp_path, args, fra
     assert res.err.count("\n") == 1 and "Traceback" not in res.err
 
 
+@pytest.mark.slow
 def test_retrieval_wrong_checkpoint_names_the_keys(run_cli, market, vit_ckpt, tmp_path):
     res = run_cli("retrieval", market, "-m", "personvit-b", "-w", vit_ckpt, "--no-cache")
     assert res.code == 2

@@ -39,6 +39,7 @@ def test_cosine_to_unit_arrays():
     np.testing.assert_allclose(cosine_to_unit(np.array([-1.0, 0.0, 1.0])), [0.0, 0.5, 1.0])
 
 
+@pytest.mark.slow
 def test_pair_scores_equal_brute_force_and_embed_each_image_once(market: Path, tmp_path: Path):
     ds = load_dataset(market)
     q = [r.path for r in ds.query]
@@ -85,6 +86,7 @@ def test_same_identity_scores_higher(market: Path):
     assert sp.mean() > sn.mean() + 0.1  # identities differ by clothing colour
 
 
+@pytest.mark.slow
 def test_embedder_miner_protocol_and_hard_negatives(market: Path, tmp_path: Path):
     from reidbench.pairs import NegativeMiner, curate_pairs
 

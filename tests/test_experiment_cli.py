@@ -85,6 +85,7 @@ def key_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REIDBENCH_TEST_KEY", KEY)
 
 
+@pytest.mark.slow
 def test_run_resume_extend_and_report(run_cli, data, server, tmp_path, key_env) -> None:
     # A refusal, and an unparseable answer with HTML in it: counted, shown escaped. With one
     # request at a time they land on pair 0 (a, b) and pair 1 (a, b), the primary answers;
@@ -132,6 +133,7 @@ def test_run_resume_extend_and_report(run_cli, data, server, tmp_path, key_env) 
     assert statuses.count("parse_error") == 0 and statuses.count("refusal") == 2
 
 
+@pytest.mark.slow
 def test_rerun_makes_zero_calls_and_adding_a_system_computes_only_it(
     run_cli, data, server, tmp_path, key_env
 ) -> None:
@@ -164,6 +166,7 @@ def test_rerun_makes_zero_calls_and_adding_a_system_computes_only_it(
             assert KEY.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.slow
 def test_changed_pairs_or_missing_key_are_one_line_errors(
     run_cli, data, server, tmp_path, monkeypatch
 ) -> None:

@@ -36,6 +36,7 @@ def processes(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     return used
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["handcrafted", "efficientnet-lite0"])
 def test_process_decoding_gives_identical_features(images, processes, model):
     opts = {} if model == "handcrafted" else {"precision": "fp32", "device": "cpu"}
@@ -48,6 +49,7 @@ def test_process_decoding_gives_identical_features(images, processes, model):
     np.testing.assert_array_equal(in_processes, in_threads)
 
 
+@pytest.mark.slow
 def test_broken_image_in_a_worker_process_is_a_user_error(images, processes, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8 truncated")

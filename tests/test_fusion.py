@@ -34,6 +34,7 @@ def fused_run(tmp_path_factory: pytest.TempPathFactory):
     return root, y, systems, record, compute_metrics(root)
 
 
+@pytest.mark.slow
 def test_fit_sees_calibration_rows_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     y, systems = two_embedders_and_lvlm(n=200)
     data = open_run(write_run(tmp_path, y, systems))
@@ -85,6 +86,7 @@ def test_held_out_labels_cannot_change_the_fusion(tmp_path: Path, make) -> None:
         assert "noise" in first.selection.dropped  # the test covers a selection that drops
 
 
+@pytest.mark.slow
 def test_failed_answers_are_imputed_and_flagged_not_dropped(fused_run) -> None:
     root, y, systems, record, _ = fused_run
     data = open_run(root)
@@ -106,6 +108,7 @@ def test_failed_answers_are_imputed_and_flagged_not_dropped(fused_run) -> None:
         assert reasons[int(pid)] == "imputed for failed: judge"
 
 
+@pytest.mark.slow
 def test_record_holds_the_fitted_model_and_split(fused_run) -> None:
     root, y, _, record, _ = fused_run
     model = record["logistic"]["model"]
@@ -146,6 +149,7 @@ def _refit(x, y):
     return lr.fit(StandardScaler().fit_transform(x), y)
 
 
+@pytest.mark.slow
 def test_fused_system_is_in_metrics_like_any_other(fused_run) -> None:
     root, y, _, record, metrics = fused_run
     fused = metrics["systems"][NAME]
@@ -281,6 +285,7 @@ def test_selection_keeps_complementary_inputs(tmp_path: Path) -> None:
     assert block["vs_best"]["auc_diff"]["ci"]["low"] > 0
 
 
+@pytest.mark.slow
 def test_no_select_keeps_every_input(tmp_path: Path, run_cli) -> None:
     y, systems = with_noise()
     root = write_run(tmp_path / "run", y, systems)

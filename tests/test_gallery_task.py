@@ -55,6 +55,7 @@ HAND = {"name": "hand", "type": "reid", "model": "handcrafted"}
 # -- curation ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_curation_follows_the_torchreid_protocol_and_is_seeded(data_root: Path) -> None:
     ds = load_dataset(data_root)
     task = GalleryTask(kind="gallery", queries=6, gallery_size=10, seed=3)
@@ -85,6 +86,7 @@ def test_curation_follows_the_torchreid_protocol_and_is_seeded(data_root: Path) 
     assert other.content_hash != items.content_hash
 
 
+@pytest.mark.slow
 def test_more_queries_keep_each_query_s_gallery(data_root: Path) -> None:
     ds = load_dataset(data_root)
     small = curate_gallery(ds, GalleryTask(kind="gallery", queries=4, gallery_size=8)).table

@@ -104,11 +104,13 @@ def snapshot(folder: Path) -> dict[str, bytes]:
         (["run"], "Missing argument"),
     ],
 )
+@pytest.mark.slow
 def test_already_handled_cases(run_cli, data, tmp_path, args, needle) -> None:
     line = refused(run_cli(*[a.format(tmp=tmp_path, data=data) for a in args]))
     assert needle in line
 
 
+@pytest.mark.slow
 def test_bad_toml_and_bad_field(run_cli, data, tmp_path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("name = \n")
@@ -154,6 +156,7 @@ def _raise_on(monkeypatch, method: str, code: int, when) -> None:
     monkeypatch.setattr(Path, method, fake)
 
 
+@pytest.mark.slow
 def test_disk_full_while_writing_the_report(run_cli, run_copy, monkeypatch) -> None:
     before = (run_copy / "report.html").read_bytes()
     _raise_on(monkeypatch, "write_text", errno.ENOSPC, lambda p: "report.html" in p.name)
@@ -163,6 +166,7 @@ def test_disk_full_while_writing_the_report(run_cli, run_copy, monkeypatch) -> N
     assert not [p for p in run_copy.iterdir() if p.name.endswith(".tmp")]  # no partial file
 
 
+@pytest.mark.slow
 def test_read_only_file_system_for_report_and_synth(run_cli, run_copy, tmp_path, monkeypatch):
     _raise_on(monkeypatch, "write_text", errno.EROFS, lambda p: True)
     assert "read-only file system" in refused(run_cli("report", run_copy))
@@ -241,6 +245,7 @@ def test_pairs_out_holding_another_set_needs_force(run_cli, data, tmp_path) -> N
     assert out.read_bytes() != first
 
 
+@pytest.mark.slow
 def test_fuse_duplicates_overwrites_and_remove(run_cli, large_run, tmp_path) -> None:
     run_copy = tmp_path / "run"
     shutil.copytree(large_run, run_copy)
@@ -276,6 +281,7 @@ def test_run_name_cannot_escape_runs(run_cli, data, tmp_path, monkeypatch) -> No
     assert not (tmp_path.parent / "bad").exists() and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_missing_image_on_resume_is_named_and_relink_keeps_the_run(
     run_cli, data, run_copy, tmp_path
 ) -> None:

@@ -74,6 +74,7 @@ def test_config_default_lease_matches_the_cache() -> None:
     assert CacheConfig().responses is None
 
 
+@pytest.mark.slow
 def test_a_waiter_takes_the_owners_answer_and_makes_no_call(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
     calls: list[str] = []
@@ -111,6 +112,7 @@ def test_a_waiter_takes_the_owners_answer_and_makes_no_call(tmp_path: Path) -> N
     assert (theirs.score, theirs.cached, theirs.attempts) == (64.0, True, 0)
 
 
+@pytest.mark.slow
 def test_an_error_is_not_an_answer_the_waiter_asks_itself(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
     calls: list[str] = []
@@ -144,6 +146,7 @@ def test_an_error_is_not_an_answer_the_waiter_asks_itself(tmp_path: Path) -> Non
     assert (got.score, got.cached) == (33.0, False)
 
 
+@pytest.mark.slow
 def test_renewal_keeps_a_long_call_claimed_past_its_lease(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
 
@@ -165,6 +168,7 @@ def test_renewal_keeps_a_long_call_claimed_past_its_lease(tmp_path: Path) -> Non
     assert asyncio.run(go()) == ["busy"] * 6  # never lapsed while its owner was alive
 
 
+@pytest.mark.slow
 def test_a_lapsed_claim_of_a_dead_owner_is_taken_over(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -206,6 +210,7 @@ def _crops(root: Path, n: int) -> pa.Table:
     )
 
 
+@pytest.mark.slow
 def test_two_judges_sharing_a_cache_pay_once_per_request(tmp_path: Path) -> None:
     n = 24
     root = tmp_path / "crops"

@@ -110,6 +110,7 @@ def build_tiny_llava(out: Path, words: tuple[str, ...] = ()) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_tiny_local_model_runs_and_its_gibberish_is_a_parse_error(
     tiny_model: Path, tmp_path: Path
 ) -> None:
@@ -141,6 +142,7 @@ def test_tiny_local_model_runs_and_its_gibberish_is_a_parse_error(
         assert isinstance(row["raw"], str) and len(row["raw"]) > 0
 
 
+@pytest.mark.slow
 def test_missing_local_model_is_a_user_error(tmp_path: Path) -> None:
     root = tmp_path / "crops"
     root.mkdir()

@@ -215,6 +215,7 @@ def test_only_a_connection_never_made_is_resent_elsewhere() -> None:
 # -- against loopback servers --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_requests_spread_over_every_endpoint_with_the_single_url_rows(
     servers, crops, tmp_path
 ) -> None:
@@ -240,6 +241,7 @@ def test_a_resume_against_other_endpoints_pays_nothing(servers, crops, tmp_path)
     assert [r["score"] for r in again] == [r["score"] for r in first]
 
 
+@pytest.mark.slow
 def test_a_dead_endpoint_leaves_the_rotation_and_the_others_answer(
     servers, crops, tmp_path, caplog
 ) -> None:
@@ -288,6 +290,7 @@ def config_file(path: Path, data: Path, urls: list[str]) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_preflight_probes_every_endpoint(run_cli, data, servers, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("FAKE_KEY", KEY)
     a, b, _ = servers
@@ -299,6 +302,7 @@ def test_preflight_probes_every_endpoint(run_cli, data, servers, tmp_path, monke
     assert len(a.records) > 0 and len(b.records) > 0
 
 
+@pytest.mark.slow
 def test_preflight_refuses_a_list_with_a_dead_endpoint(
     run_cli, data, servers, tmp_path, monkeypatch
 ) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from PIL import Image
 
 from reidbench.config import LVLMSystemConfig
@@ -54,6 +55,7 @@ def _committed(cache: Path) -> list[tuple[str, ...]]:
         db.close()
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_loses_nothing_and_repeats_only_calls_in_flight(
     tmp_path: Path,
 ) -> None:
@@ -139,6 +141,7 @@ def test_sigkill_then_resume_loses_nothing_and_repeats_only_calls_in_flight(
     assert sorted(r["score"] for r in rows) == sorted(server_scores.values())
 
 
+@pytest.mark.slow
 def test_local_server_reruns_make_zero_calls(tmp_path: Path) -> None:
     root = tmp_path / "crops"
     root.mkdir()

@@ -119,6 +119,7 @@ def test_each_sdk_scores_every_pair_then_reruns_from_cache(
             assert second[k] == first[k]
 
 
+@pytest.mark.slow
 @requires("google.genai")  # one of the SDKs it goes through is Gemini
 def test_structured_requests_carry_each_providers_schema(
     server: FakeLLMServer, crops: Path, tmp_path: Path
@@ -213,6 +214,7 @@ def test_binary_prompt(server: FakeLLMServer, crops: Path, tmp_path: Path) -> No
         sdk("gemini", ["500", "truncated"], 3),
     ],
 )
+@pytest.mark.slow
 def test_transient_faults_are_retried(
     provider: str,
     faults: list[str],
@@ -232,6 +234,7 @@ def test_transient_faults_are_retried(
     assert [rec.fault for rec in server.records] == [*faults, "ok"]
 
 
+@pytest.mark.slow
 def test_retry_after_pauses_the_whole_run(
     server: FakeLLMServer, crops: Path, tmp_path: Path
 ) -> None:
@@ -323,6 +326,7 @@ def test_max_calls_leaves_the_rest_budget_exceeded(
     assert len(server.records) == 6
 
 
+@pytest.mark.slow
 def test_caps_cover_the_whole_run_resumes_included(
     server: FakeLLMServer, crops: Path, tmp_path: Path
 ) -> None:
@@ -399,6 +403,7 @@ def test_wrong_key_is_a_permanent_error(server: FakeLLMServer, crops: Path, tmp_
     assert "HTTP 401" in row["error"]
 
 
+@pytest.mark.slow
 @requires("google.genai")  # one of the SDKs it goes through is Gemini
 def test_no_key_reaches_disk_logs_or_output(
     server: FakeLLMServer,

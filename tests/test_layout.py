@@ -182,6 +182,7 @@ def test_the_walker_sees_lazy_relative_and_reexport_cycles(tmp_path: Path) -> No
     assert find_cycles({"a": [("b", 3)], "b": [("a", 7)], "c": [("a", 1)]}) == [["a:3", "b:7", "a"]]
 
 
+@pytest.mark.slow
 def test_no_import_cycles_in_the_package() -> None:
     cycles = find_cycles(import_graph(SRC / "reidbench"))
     assert not cycles, "import cycles (module:line -> ...):\n" + "\n".join(

@@ -43,6 +43,7 @@ def _answered(root: Path, metrics: dict) -> dict[str, tuple[np.ndarray, np.ndarr
     return out
 
 
+@pytest.mark.slow
 def test_every_comparison_names_its_identical_pairs(fused):
     root, m, *_ = fused
     run = open_run(root)
@@ -87,6 +88,7 @@ def test_every_comparison_names_its_identical_pairs(fused):
         assert m["systems"][rec["name"]]["n_pairs"] == held.sum()
 
 
+@pytest.mark.slow
 def test_summary_never_puts_held_out_next_to_all_pairs(fused):
     _root, m, logistic, _ = fused
     from reidbench.report.markdown import summary_markdown
@@ -162,6 +164,7 @@ def test_eer_threshold_balances_the_errors():
     assert abs(fpr - fnr) < 0.02 and eer == pytest.approx((fpr + fnr) / 2, abs=0.01)
 
 
+@pytest.mark.slow
 def test_negatives_by_kind_and_miner_warning(tmp_path: Path):
     y, systems = two_embedders_and_lvlm(n=120, seed=2)
     root = write_run(tmp_path, y, systems, bootstrap=0)
@@ -195,6 +198,7 @@ def test_negatives_by_kind_and_miner_warning(tmp_path: Path):
     assert b["mined"]["auc"] == pytest.approx(roc_auc_score(run.label[keep], s[keep]))
 
 
+@pytest.mark.slow
 def test_threshold_rule_from_the_config(tmp_path: Path):
     import json
 

@@ -64,6 +64,7 @@ _TOKENS = st.sampled_from(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(_TOKENS, st.floats(-30.0, 0.0)), max_size=20))
 def test_score_is_yes_over_yes_plus_no_by_brute_force(alts: list[tuple[str, float]]) -> None:
@@ -164,6 +165,7 @@ def _seen(srv: FakeLLMServer) -> dict[tuple[str, ...], float]:
     return seen
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("provider", ["openai", "gemini"])
 def test_scores_are_the_servers_probabilities(
     provider: str, server: FakeLLMServer, crops: Path, tmp_path: Path

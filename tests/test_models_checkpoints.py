@@ -55,6 +55,7 @@ def small_reference() -> torch.Tensor:
     return reference_forward(small_sd(), VIT_SMALL, preprocess_reference(list(ref_images())))
 
 
+@pytest.mark.slow
 def test_finetuned_checkpoint_features_match_reference(small_ckpt: Path):
     emb = load_embedder("personvit-s", weights=small_ckpt, precision="fp32")
     assert (emb.name, emb.dim) == ("personvit-s", 384)
@@ -66,6 +67,7 @@ def test_finetuned_checkpoint_features_match_reference(small_ckpt: Path):
     np.testing.assert_allclose(feats, want, atol=2e-4)
 
 
+@pytest.mark.slow
 def test_module_prefix_and_wrappers_give_identical_features(small_ckpt: Path, ckpt_dir: Path):
     images = person_images(1, seed=2)
     base = load_embedder("personvit-s", weights=small_ckpt, precision="fp32")
@@ -82,6 +84,7 @@ def test_module_prefix_and_wrappers_give_identical_features(small_ckpt: Path, ck
         assert sd.keys() == small_sd().keys()
 
 
+@pytest.mark.slow
 def test_after_bn_feature_option(small_ckpt: Path):
     before = load_embedder("personvit-s", weights=small_ckpt, precision="fp32")
     after = load_embedder("personvit-s", weights=small_ckpt, precision="fp32", feature="after-bn")
@@ -104,6 +107,7 @@ def _expect_error(path: Path, *fragments: str, name: str = "personvit-s") -> str
     return msg
 
 
+@pytest.mark.slow
 def test_missing_extra_and_misshaped_keys_are_named(ckpt_dir: Path):
     sd = dict(small_sd())
     del sd["base.blocks.3.attn.qkv.bias"]
@@ -143,6 +147,7 @@ class _Unsafe:
         return (print, ("this must never run",))
 
 
+@pytest.mark.slow
 def test_sie_embedding_is_loaded_but_not_added(small_ckpt: Path, ckpt_dir: Path):
     sd = dict(small_sd())
     sd["base.sie_embed"] = torch.randn(6, 1, 384)  # large: it would move the features
@@ -194,6 +199,7 @@ def test_infer_grid_unknown_shape_is_a_user_error():
         infer_grid(130)
 
 
+@pytest.mark.slow
 def test_ssl_teacher_checkpoint_on_square_grid_loads_and_resizes(ckpt_dir: Path):
     ckpt = ssl_checkpoint(VIT_SMALL, grid=(14, 14), seed=9)
     path = save(ckpt, ckpt_dir / "checkpoint0220.pth")
@@ -220,6 +226,7 @@ def test_ssl_teacher_checkpoint_on_square_grid_loads_and_resizes(ckpt_dir: Path)
         load_embedder("personvit-s", weights=path, feature="after-bn")
 
 
+@pytest.mark.slow
 def test_ssl_checkpoint_at_256x128_needs_no_resize(ckpt_dir: Path):
     path = save(ssl_checkpoint(VIT_SMALL, grid=(16, 8)), ckpt_dir / "ssl_native.pth")
     loaded = load_vit_checkpoint(path, VIT_SMALL, what="personvit-s")
@@ -231,6 +238,7 @@ def test_ssl_checkpoint_without_backbone_keys(tmp_path: Path):
     _expect_error(path, "no 'backbone.*' keys")
 
 
+@pytest.mark.slow
 def test_personvit_b_loads_strictly(tmp_path: Path):
     sd = finetuned_state_dict(VIT_BASE, num_ids=3, fc_classes=10, seed=1)
     emb = load_embedder("personvit-b", weights=save(sd, tmp_path / "b.pth"), precision="fp32")
@@ -239,6 +247,7 @@ def test_personvit_b_loads_strictly(tmp_path: Path):
     np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_fp16_checkpoint_loads_as_fp32(tmp_path: Path):
     half = {k: (v.half() if v.is_floating_point() else v) for k, v in small_sd().items()}
     emb = load_embedder("personvit-s", weights=save(half, tmp_path / "h.pth"), precision="fp32")
@@ -249,6 +258,7 @@ def test_fp16_checkpoint_loads_as_fp32(tmp_path: Path):
     np.testing.assert_array_equal(emb.embed_images(images), full.embed_images(images))
 
 
+@pytest.mark.slow
 def test_bf16_features_stay_close_to_fp32(small_ckpt: Path):
     images = person_images(2, seed=9)
     fp32 = load_embedder("personvit-s", weights=small_ckpt, precision="fp32").embed_images(images)

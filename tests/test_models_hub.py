@@ -96,6 +96,7 @@ def _spec(sha: str, rev: str = REV, file: str = "market.vits/transformer_120.pth
     return f"hf://org/reid/{file}@{rev}#sha256={sha}"
 
 
+@pytest.mark.slow
 def test_pinned_download_loads_and_caches(hub: FakeHub, tiny_ckpt_bytes: bytes, tmp_path: Path):
     sha = hashlib.sha256(tiny_ckpt_bytes).hexdigest()
     cache = tmp_path / "hf"
@@ -116,6 +117,7 @@ def test_pinned_download_loads_and_caches(hub: FakeHub, tiny_ckpt_bytes: bytes, 
     assert not any(r.startswith("GET ") for r in hub.requests)
 
 
+@pytest.mark.slow
 def test_sha256_mismatch_is_refused(hub: FakeHub, tmp_path: Path):
     with pytest.raises(UserError) as info:
         resolve_weights(
@@ -127,6 +129,7 @@ def test_sha256_mismatch_is_refused(hub: FakeHub, tmp_path: Path):
     assert "sha256 mismatch" in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_missing_remote_file_is_a_user_error(hub: FakeHub, tmp_path: Path):
     with pytest.raises(UserError, match="no such file at that revision"):
         resolve_weights(
@@ -187,6 +190,7 @@ def _unverified(monkeypatch, filename: str = "small.bin") -> None:
     monkeypatch.setitem(hub_mod.KNOWN_WEIGHTS, ("personvit-s", "market"), entry)
 
 
+@pytest.mark.slow
 def test_unpinned_entry_downloads_prints_and_reuses_the_pin(
     monkeypatch, capsys, hub: FakeHub, tmp_path: Path
 ):
@@ -209,6 +213,7 @@ def test_unpinned_entry_downloads_prints_and_reuses_the_pin(
     assert again == got and hub.requests == []
 
 
+@pytest.mark.slow
 def test_unpinned_entry_missing_on_the_hub_is_one_line(monkeypatch, hub: FakeHub, tmp_path):
     _unverified(monkeypatch, "gone.bin")
     with pytest.raises(UserError) as info:
@@ -228,6 +233,7 @@ def test_unpinned_entry_offline_without_cache_says_how_to_pass_weights(monkeypat
     assert "offline" in msg and "pass --weights PATH" in msg and "\n" not in msg
 
 
+@pytest.mark.slow
 def test_verified_entry_downloads(monkeypatch, hub: FakeHub, tmp_path: Path):
     from reidbench.models import hub as hub_mod
 

@@ -50,6 +50,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_features_match_the_reference_forward(name: str, checkpoints: dict[str, Path]):
     emb = load_embedder(name, weights=checkpoints[name], precision="fp32")
@@ -76,6 +77,7 @@ def test_features_match_the_reference_forward(name: str, checkpoints: dict[str, 
     assert emb.info["weights_pin"] is None  # a local file: nothing to pin
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_damaged_checkpoint_names_the_keys(name: str, checkpoints: dict[str, Path], tmp_path):
     sd = torch.load(checkpoints[name], weights_only=True)["state_dict"]
@@ -93,6 +95,7 @@ def test_damaged_checkpoint_names_the_keys(name: str, checkpoints: dict[str, Pat
     assert "\n" not in msg
 
 
+@pytest.mark.slow
 def test_other_variant_is_refused_with_shapes(checkpoints: dict[str, Path]):
     with pytest.raises(UserError, match="mis-shaped keys"):
         load_embedder("osnet_x0_5", weights=checkpoints["osnet_x1_0"])
@@ -100,6 +103,7 @@ def test_other_variant_is_refused_with_shapes(checkpoints: dict[str, Path]):
         load_embedder("osnet_ain_x1_0", weights=checkpoints["osnet_x1_0"])
 
 
+@pytest.mark.slow
 def test_only_the_named_classifier_keys_are_skipped(tmp_path: Path):
     assert OSNET_SKIPPED_KEYS == ("classifier.weight", "classifier.bias")
     sd = torchreid_state_dict("osnet_x0_25", num_classes=1000)

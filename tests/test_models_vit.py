@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+import pytest
 import torch
 
 from reidbench.models.vit import VIT_BASE, VIT_SMALL, Attention, ReIDViT, TransReIDViT, ViTConfig
@@ -74,6 +75,7 @@ def test_sdpa_attention_equals_naive_softmax_attention():
         torch.testing.assert_close(attn(x), naive, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_forward_matches_hand_written_reference():
     cfg = ViTConfig(embed_dim=384, depth=12, num_heads=6)
     assert cfg == VIT_SMALL
@@ -88,6 +90,7 @@ def test_forward_matches_hand_written_reference():
     torch.testing.assert_close(got[2:], alone, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_after_bn_applies_bnneck_in_eval_mode():
     sd = _small_sd()
     before, after = _loaded("before"), _loaded("after")

@@ -75,6 +75,7 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
+@pytest.mark.slow
 def test_url_downloads_into_torch_cache_and_is_reused(server: FileServer, torch_home: Path):
     spec = f"{server.base}/model.pth#sha256={SHA}"
     got = fetch_weights("fastreid-x", spec)
@@ -87,6 +88,7 @@ def test_url_downloads_into_torch_cache_and_is_reused(server: FileServer, torch_
     assert again == got and server.hits == 1
 
 
+@pytest.mark.slow
 def test_wrong_sha256_keeps_nothing(server: FileServer):
     with pytest.raises(UserError) as info:
         fetch_weights("m", f"{server.base}/model.pth#sha256={'0' * 64}")
@@ -94,12 +96,14 @@ def test_wrong_sha256_keeps_nothing(server: FileServer):
     assert _leftovers(url_cache_dir()) == []
 
 
+@pytest.mark.slow
 def test_truncated_download_keeps_nothing(server: FileServer):
     with pytest.raises(UserError, match=r"cannot download|sha256 mismatch"):
         fetch_weights("m", f"{server.base}/short.pth#sha256={SHA}")
     assert _leftovers(url_cache_dir()) == []
 
 
+@pytest.mark.slow
 def test_cached_file_with_other_hash_is_an_error(server: FileServer):
     folder = url_cache_dir()
     folder.mkdir(parents=True)
@@ -108,6 +112,7 @@ def test_cached_file_with_other_hash_is_an_error(server: FileServer):
         fetch_weights("m", f"{server.base}/model.pth#sha256={SHA}")
 
 
+@pytest.mark.slow
 def test_http_errors_and_offline_say_how_to_pass_a_path(server: FileServer):
     with pytest.raises(UserError, match=r"HTTP 404.*--weights PATH"):
         fetch_weights("m", f"{server.base}/nope.pth#sha256={SHA}")

@@ -116,6 +116,7 @@ def test_transreid_damaged_and_mismatched_checkpoints(tr_ckpt, tmp_path: Path):
     _error(lambda: load_embedder("transreid-vit-b16"), "pass --weights")
 
 
+@pytest.mark.slow
 def test_transreid_full_size_layout_loads_strictly(tmp_path: Path):
     sd = transreid_sd(dim=768, depth=12, tokens=211, cameras=15, dtype=torch.float16)
     path = _save(tmp_path, "msmt_transreid.pth", {f"module.{k}": v for k, v in sd.items()})
@@ -176,6 +177,7 @@ def test_clipreid_damaged_and_mismatched_checkpoints(clip_ckpt, tmp_path: Path):
     _error(lambda: load_embedder("clip-reid-vit-b16", weights=path), "width 64 and 3 blocks")
 
 
+@pytest.mark.slow
 def test_clipreid_full_size_layout_loads_strictly(tmp_path: Path):
     sd = clipreid_sd(
         width=768,
@@ -264,6 +266,7 @@ def test_fastreid_damaged_and_mismatched_checkpoints(tmp_path: Path):
 @pytest.mark.parametrize(
     "name", ["fastreid-bot-r50-ibn", "fastreid-sbs-r50-ibn", "fastreid-sbs-r101-ibn"]
 )
+@pytest.mark.slow
 def test_fastreid_full_size_layouts_load_strictly(name: str, tmp_path: Path):
     arch = FASTREID_ARCHS[name]
     sd = fastreid_sd(
@@ -372,6 +375,7 @@ def test_zoo_config_names_the_whole_zoo():
     assert cfg.retrieval and all(s.weights for s in cfg.systems)
 
 
+@pytest.mark.slow
 def test_retrieval_cli_with_a_released_fastreid_layout(run_cli, tmp_path: Path):
     import json
 

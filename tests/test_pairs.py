@@ -107,6 +107,7 @@ def test_whole_supply_can_be_requested():
     assert ps.meta["available"] == {"positives": pos, "negatives": neg}
 
 
+@pytest.mark.slow
 def test_rejection_sampling_path_gives_valid_distinct_pairs(monkeypatch):
     monkeypatch.setattr(pools_mod, "ENUMERATE_LIMIT", 0)  # force rejection everywhere it is safe
     ds = make_dataset(n_ids=40, gallery_per_id=10, cams=3)

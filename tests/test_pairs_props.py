@@ -47,6 +47,7 @@ def requests(draw: st.DrawFn):
     return ds, split, same_camera, distractors, valid, pos, neg, seed
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(requests())
 def test_curated_pairs_obey_every_rule(req):
@@ -94,6 +95,7 @@ def test_curated_pairs_obey_every_rule(req):
     assert again.table.equals(ps.table) and again.content_hash == ps.content_hash
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(requests(), st.sampled_from(["positives", "negatives"]))
 def test_asking_for_more_than_exists_is_refused(req, which):
@@ -114,6 +116,7 @@ def test_asking_for_more_than_exists_is_refused(req, which):
         )
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(requests(), st.data())
 def test_hash_changes_when_any_pair_changes(req, data):

@@ -76,6 +76,7 @@ def error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("error:")]
 
 
+@pytest.mark.slow
 def test_every_problem_is_listed_before_any_work(run_cli, data, server, tmp_path) -> None:
     dead = closed_url()
     cfg = config(
@@ -105,6 +106,7 @@ def test_every_problem_is_listed_before_any_work(run_cli, data, server, tmp_path
     assert server.probes == ["/v1/models"]  # one listing for the live endpoint
 
 
+@pytest.mark.slow
 def test_rejected_key_is_refused_in_the_preflight(run_cli, data, server, tmp_path, monkeypatch):
     monkeypatch.setenv(ENV, "sk-wrong-key-000000")
     cfg = config(tmp_path / "c.toml", data, lvlm(server.openai_base))
@@ -116,6 +118,7 @@ def test_rejected_key_is_refused_in_the_preflight(run_cli, data, server, tmp_pat
     assert server.records == []
 
 
+@pytest.mark.slow
 def test_preflight_requests_are_counted_and_said(run_cli, data, server, tmp_path) -> None:
     cfg = config(
         tmp_path / "c.toml",
@@ -129,6 +132,7 @@ def test_preflight_requests_are_counted_and_said(run_cli, data, server, tmp_path
     assert "pre-flight: 1 endpoint request(s) made" in result.err
 
 
+@pytest.mark.slow
 def test_complete_systems_need_no_key_or_endpoint(run_cli, data, server, tmp_path, monkeypatch):
     cfg = config(tmp_path / "c.toml", data, lvlm(server.openai_base))
     out = tmp_path / "run"
@@ -139,6 +143,7 @@ def test_complete_systems_need_no_key_or_endpoint(run_cli, data, server, tmp_pat
     assert again.code == 0, again.err
 
 
+@pytest.mark.slow
 def test_stopped_system_exits_3_keeps_answers_and_resumes(run_cli, data, server, tmp_path):
     server.faults.extend(["ok", "ok", "ok", "401-echo"])
     cfg = config(tmp_path / "c.toml", data, lvlm(server.openai_base))

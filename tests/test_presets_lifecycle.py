@@ -207,6 +207,7 @@ def test_paper_config_is_refused_before_any_work(run_cli, tmp_path) -> None:
     assert not out.exists()  # nothing made: no pairs, no embeddings
 
 
+@pytest.mark.slow
 def test_retired_preset_makes_no_request(run_cli, data, server, tmp_path, key_env) -> None:
     cfg = write_config(
         tmp_path / "retired.toml",
@@ -283,6 +284,7 @@ def test_served_summary_counts_only_replies() -> None:
     assert s == {"versions": {"v1": 2}, "fingerprints": {}, "unreported": 1, "mixed": False}
 
 
+@pytest.mark.slow
 def test_run_json_and_report_show_what_answered(run_cli, data, server, tmp_path, key_env) -> None:
     server.served_as.extend(["gpt-6-luna-2026-09-22"] * 3)  # then the alias: a moving alias
     server.system_fingerprint = "fp_test42"
@@ -312,6 +314,7 @@ def test_run_json_and_report_show_what_answered(run_cli, data, server, tmp_path,
     assert entry["served"]["versions"]["gpt-6-luna-2026-09-22"] == 3
 
 
+@pytest.mark.slow
 def test_deprecated_preset_warns_and_runs(run_cli, data, server, tmp_path, key_env) -> None:
     cfg = write_config(tmp_path / "d.toml", data, lvlm_block(server, "gpt", "openai:gpt-4o"))
     result = run_cli("run", cfg, "--out", tmp_path / "run")

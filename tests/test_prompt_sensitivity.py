@@ -108,6 +108,7 @@ def test_run_reports_probability_scores_and_prompt_sensitivity(
     assert again["verbalised_vs_probability"] == metrics["verbalised_vs_probability"]
 
 
+@pytest.mark.slow
 def test_probability_prompt_on_anthropic_is_refused_before_any_call(
     run_cli, data: Path, server: FakeLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -112,6 +112,7 @@ def test_paired_test_on_identical_pairs_does_not_favour_the_refuser(refusing):
     assert 0 < ca["auc"]["p_value"] <= 1 and 0 < ca["accuracy"]["p_value"] <= 1
 
 
+@pytest.mark.slow
 def test_refuser_is_never_ranked_above_the_honest_system(refusing):
     run, m, _, _ = refusing
     lines = _highlights(m)

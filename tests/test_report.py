@@ -52,6 +52,7 @@ def lvlm_run(tmp_path_factory):
     return {"run": run, "m": metrics, "summary": summary, "html": (run / "report.html").read_text()}
 
 
+@pytest.mark.slow
 def test_writes_report_and_summary(lvlm_run):
     run = lvlm_run["run"]
     assert (run / "summary.md").read_text() == lvlm_run["summary"]
@@ -62,6 +63,7 @@ def test_writes_report_and_summary(lvlm_run):
     assert not list(run.glob("*.tmp*")) and not list(run.glob(".*"))
 
 
+@pytest.mark.slow
 def test_self_contained_and_script_free(lvlm_run):
     html = lvlm_run["html"]
     doc = _parse(html)
@@ -99,6 +101,7 @@ def test_model_text_is_escaped_everywhere(lvlm_run):
         assert f"pair {e['pair_id']}" in text
 
 
+@pytest.mark.slow
 def test_synthetic_banner(lvlm_run):
     assert "SYNTHETIC DATA." in lvlm_run["html"]
     assert "(synthetic data)</title>" in lvlm_run["html"]
@@ -163,6 +166,7 @@ def test_protocol_header_is_complete(lvlm_run):
     assert " ".join(prompt.system.split()) in text
 
 
+@pytest.mark.slow
 def test_prompt_text_hidden_when_hash_differs(lvlm_run):
     m = copy.deepcopy(lvlm_run["m"])
     m["systems"]["gpt-4o"]["info"]["prompt_sha256"] = "0" * 64
@@ -185,6 +189,7 @@ def test_thumbnails_and_missing_image_placeholders(lvlm_run):
     assert len(jpegs) == n_examples  # one A thumbnail per example
 
 
+@pytest.mark.slow
 def test_deterministic_except_timestamp(lvlm_run):
     again, _ = render_report(lvlm_run["run"], lvlm_run["m"], generated="2030-01-01 00:00 UTC")
     assert again != lvlm_run["html"]
@@ -242,6 +247,7 @@ RERANK = {
 }
 
 
+@pytest.mark.slow
 def test_fusion_cascade_and_rerank_sections(tmp_path):
     """The blocks as reidbench.fusion writes them: fused and cascade systems, plus rerank."""
     from reidbench.fusion import fuse_run
@@ -294,6 +300,7 @@ def test_unknown_metrics_format_is_a_user_error(tmp_path, lvlm_run):
     assert not (tmp_path / "report.html").exists() and not (tmp_path / "summary.md").exists()
 
 
+@pytest.mark.slow
 def test_report_without_run_json_or_images(tmp_path, lvlm_run):
     """metrics.json alone is enough: no run.json, no dataset on this machine."""
     m = copy.deepcopy(lvlm_run["m"])
@@ -303,6 +310,7 @@ def test_report_without_run_json_or_images(tmp_path, lvlm_run):
     assert "image A not found" in html and summary.startswith("**report-test**")
 
 
+@pytest.mark.slow
 def test_cli_report_prints_the_summary(run_cli, tmp_path):
     run, _ = make_run(tmp_path, n=24, missing_images=False)
     (run / "report.html").unlink(missing_ok=True)
@@ -318,6 +326,7 @@ def test_size_is_modest(lvlm_run):
     assert Path(lvlm_run["run"] / "report.html").stat().st_size == len(lvlm_run["html"].encode())
 
 
+@pytest.mark.slow
 def test_malformed_optional_blocks_do_not_break_the_report(lvlm_run):
     """Blocks written by a newer or older fusion stage still render (raw, under details)."""
     m = copy.deepcopy(lvlm_run["m"])
@@ -340,6 +349,7 @@ def test_malformed_optional_blocks_do_not_break_the_report(lvlm_run):
     assert SCRIPT not in html
 
 
+@pytest.mark.slow
 def test_decision_only_system(tmp_path):
     """A same/different prompt has decisions but no scores: threshold metrics, no curves."""
     run, m = make_run(tmp_path, n=30, missing_images=False, decision_only=True)

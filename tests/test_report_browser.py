@@ -42,12 +42,14 @@ def page(tmp_path_factory):
     return inspect_page(run / "report.html", width=1280, height=900, screenshot="viewport")
 
 
+@pytest.mark.slow
 def test_renders_without_console_errors(page):
     assert page.errors == []
     assert page.scripts == 0
     assert page.title.startswith("reidbench report: report-test")
 
 
+@pytest.mark.slow
 def test_every_image_decodes(page):
     assert page.images, "figures and thumbnails are images"
     assert page.broken_images == []
@@ -81,6 +83,7 @@ def test_screenshot_is_a_png_of_the_viewport(page):
     assert len(im.convert("L").getcolors(256) or []) > 20, "the page is not blank"
 
 
+@pytest.mark.slow
 def test_the_check_catches_errors(tmp_path):
     """A page that breaks the rules is reported: the absence of errors above means something."""
     bad = tmp_path / "bad.html"

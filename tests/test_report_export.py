@@ -114,6 +114,7 @@ def test_cli_writes_the_files_under_stable_names(run_cli, lvlm_run):
     assert {p.suffix for p in (run / "export").iterdir()} == {".csv"}
 
 
+@pytest.mark.slow
 def test_csv_equals_the_table_and_metrics(lvlm_run):
     _, metrics = lvlm_run
     context = build_context(metrics, {}, generated="x")
@@ -181,6 +182,7 @@ def _pdflatex(tmp_path: Path, files: list[Path], booktabs: bool) -> subprocess.C
     shutil.which("pdflatex") is None,
     reason="pdflatex not installed: apt-get install --no-install-recommends texlive-latex-base",
 )
+@pytest.mark.slow
 def test_exported_tables_compile_with_pdflatex(tmp_path, lvlm_run):
     run, metrics = lvlm_run
     export.write_exports(run, metrics, ["latex"])
@@ -223,6 +225,7 @@ def test_figures_parse_and_embed_fonts(lvlm_run, tmp_path):
     assert again["figure-roc.pdf"] == (run / "export" / "figure-roc.pdf").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_failed_export_leaves_nothing(lvlm_run, monkeypatch, tmp_path):
     run, metrics = lvlm_run
     target = tmp_path / "run"

@@ -131,6 +131,7 @@ def test_print_fits_the_page(reports, which):
     assert m["overflow"] == [], "tables or figures wider than the paper"
 
 
+@pytest.mark.slow
 def test_the_check_catches_overflow(tmp_path):
     """A page with a fixed-width table and a tiny-text figure is reported."""
     import base64

@@ -52,6 +52,7 @@ def test_colours_are_stable_and_distinct():
     assert plots.system_colors(["a", "b"]) == {"a": plots.PALETTE[0], "b": plots.PALETTE[1]}
 
 
+@pytest.mark.slow
 def test_figures_are_deterministic_svg_without_text_or_scripts():
     systems = {"a $x$": _system(0.0), "<b>": _system(0.1)}
     colours = plots.system_colors(list(systems))
@@ -84,6 +85,7 @@ def test_nothing_to_draw_gives_none():
     assert plots.cmc_before_after([], [0.5], "#000000") is None
 
 
+@pytest.mark.slow
 def test_cascade_curve_has_a_cost_axis_and_the_operating_point():
     curve = [
         {"fraction_sent": f, "f1": 0.6 + f / 10, "auc": 0.8, "usd_per_1000_pairs": 6 * f}
@@ -97,6 +99,7 @@ def test_cascade_curve_has_a_cost_axis_and_the_operating_point():
     assert plots.DIFFERENT_COLOUR.lower() in before_after.lower()
 
 
+@pytest.mark.slow
 def test_figures_stay_legible_on_a_phone():
     """Every figure is at most MAX_WIDTH_IN wide with text of at least MIN_FONT_PT, and
     says so in its SVG (the browser layout test reads it)."""

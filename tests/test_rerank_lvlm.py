@@ -187,6 +187,7 @@ def server(data_root: Path):
         yield srv
 
 
+@pytest.mark.slow
 def test_rerank_end_to_end_resumes_and_counts_calls(
     data_root: Path, server: FakeLLMServer, tmp_path: Path
 ) -> None:
@@ -243,6 +244,7 @@ def test_example_rerank_configs_validate() -> None:
         assert cfg.reid.type == "reid" and cfg.lvlm.type == "lvlm"
 
 
+@pytest.mark.slow
 def test_rerank_cli(
     data_root: Path, server: FakeLLMServer, tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -86,6 +86,7 @@ def problems(draw, max_q=8, max_g=24, max_value=4):
     return dist, q_pids, g_pids, q_cams, g_cams, max_rank
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems())
 def test_equals_reference_with_heavy_ties(problem):
@@ -105,6 +106,7 @@ def test_equals_reference_any_dtype(problem, kind):
     assert_matches_reference(dist, *rest)
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(problems(max_q=6, max_g=30, max_value=3), st.integers(0, 2**32 - 1))
 def test_nan_inf_and_signed_zero_sort_like_numpy(problem, seed):
@@ -163,6 +165,7 @@ def _clustered(seed, num_q, num_g, sigma, dim=16, num_ids=40):
     return dist, q_pids, g_pids, rng.integers(0, 6, num_q), rng.integers(0, 6, num_g)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sigma", [0.3, 1.0, 3.0])
 def test_medium_sizes_all_code_paths(monkeypatch, sigma):
     # Small units and groups force several units (threaded), several groups,

@@ -223,6 +223,7 @@ def test_lvlm_headline_equals_sklearn(scenario):
     assert m["retrieval"] is None
 
 
+@pytest.mark.slow
 def test_cis_cover_point_estimates_and_are_deterministic(scenario):
     m = scenario["m"]["systems"]["gpt"]
     ci = m["ci"]
@@ -521,6 +522,7 @@ def test_bad_run_directories_are_user_errors(tmp_path, breakage, message):
     assert not list(tmp_path.glob(".metrics.json*"))  # no partial temp file either
 
 
+@pytest.mark.slow
 def test_speed_workload_shape_is_supported(tmp_path):
     """5 systems x 400 pairs with 30 resamples: the full pipeline on a larger run (no timing)."""
     rng = np.random.default_rng(0)

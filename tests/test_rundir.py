@@ -162,6 +162,7 @@ def test_old_pairs_without_hash_still_open_with_a_note(run_dir: Path):
     assert len(run.notes) == 1 and "no content hash" in run.notes[0]
 
 
+@pytest.mark.slow
 def test_summary_says_why_a_fused_system_was_skipped(run_dir: Path, run_cli):
     name = fuse_run(run_dir, ["emb-a", "emb-b"], select_inputs=False)["name"]
     # re-score emb-b (a different run of it): the fusion record is now stale

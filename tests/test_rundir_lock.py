@@ -73,6 +73,7 @@ def test_holder_record_reentry_and_release(tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.slow
 def test_a_live_holder_in_another_process_refuses_us_by_name(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     child = _holder_process(run_dir, "hold")
@@ -90,6 +91,7 @@ def test_a_live_holder_in_another_process_refuses_us_by_name(tmp_path: Path) -> 
         pass
 
 
+@pytest.mark.slow
 def test_a_sigkilled_holder_is_taken_over_and_said_so(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     child = _holder_process(run_dir, "die")

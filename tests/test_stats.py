@@ -52,6 +52,7 @@ def test_bootstrap_is_deterministic_for_a_seed():
         assert np.array_equal(d1[k], d2[k], equal_nan=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed,ties,decision_only", [(0, True, 0), (1, False, 0), (2, True, 6)])
 def test_every_resample_equals_sklearn(seed, ties, decision_only):
     y, s = _data(40, seed, ties, decision_only)
@@ -87,6 +88,7 @@ def test_every_resample_equals_sklearn(seed, ties, decision_only):
     st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6)), min_size=2, max_size=25),
     st.integers(0, 1000),
 )
+@pytest.mark.slow
 def test_weighted_ranking_equals_sklearn_property(items, seed):
     y = np.array([i[0] for i in items])
     s = np.array([i[1] for i in items], float)
@@ -166,6 +168,7 @@ def test_mcnemar_known_value():
     assert got["p_value"] == pytest.approx(2 * 79 / 4096)
 
 
+@pytest.mark.slow
 def test_paired_bootstrap_auc():
     y, s = _data(200, seed=8, ties=False)
     rng = np.random.default_rng(1)

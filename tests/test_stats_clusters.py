@@ -104,6 +104,7 @@ def test_two_way_variance_is_the_sum_over_pairs_that_share_a_cluster(rows, seed)
     assert got == pytest.approx(brute if brute > 0 else np.sum(psi**2), rel=1e-9, abs=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("distractors", [0, 7])
 def test_cluster_bootstrap_equals_a_plain_loop_over_the_same_draws(distractors):
     y, s, pa, pb, img_b = _pairs(60, 12, seed=distractors, distractors=distractors)
@@ -142,6 +143,7 @@ def test_cluster_bootstrap_equals_a_plain_loop_over_the_same_draws(distractors):
     assert [tar["low"], tar["high"]] == pytest.approx(np.percentile(draws, [2.5, 97.5]))
 
 
+@pytest.mark.slow
 def test_paired_auc_with_clusters_equals_a_plain_loop():
     y, s, pa, pb, _ = _pairs(50, 10, seed=4)
     s2 = s + np.random.default_rng(9).normal(size=y.size)

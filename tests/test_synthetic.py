@@ -56,6 +56,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, obj
     return out, generate(out, train_ids=6, test_ids=8, cameras=6, seed=3)
 
 
+@pytest.mark.slow
 def test_market_layout_and_protocol(small: tuple[Path, dict[str, object]]) -> None:
     root, counts = small
     files = listing(root)
@@ -90,6 +91,7 @@ def test_market_layout_and_protocol(small: tuple[Path, dict[str, object]]) -> No
     assert counts["reused"] is False and counts["resumed"] == 0
 
 
+@pytest.mark.slow
 def test_images_are_market_sized_jpegs(small: tuple[Path, dict[str, object]]) -> None:
     root, _ = small
     for path in (
@@ -146,6 +148,7 @@ def test_loader_reads_it_as_synthetic_market(small: tuple[Path, dict[str, object
         assert info[key] == counts[key], key
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_and_order_independent(tmp_path: Path) -> None:
     a = generate(tmp_path / "a", train_ids=2, test_ids=3, seed=11)
     b = generate(tmp_path / "b", train_ids=2, test_ids=3, seed=11)
@@ -161,6 +164,7 @@ def test_same_seed_same_bytes_and_order_independent(tmp_path: Path) -> None:
         assert data == (tmp_path / "a" / FOLDERS[job.split] / job.name).read_bytes()
 
 
+@pytest.mark.slow
 def test_rerun_is_a_no_op_and_other_parameters_need_force(tmp_path: Path) -> None:
     out = tmp_path / "set"
     first = generate(out, train_ids=2, test_ids=2, seed=1)
@@ -177,6 +181,7 @@ def test_rerun_is_a_no_op_and_other_parameters_need_force(tmp_path: Path) -> Non
     assert json.loads((out / MARKER).read_text())["seed"] == 2
 
 
+@pytest.mark.slow
 def test_refuses_folders_that_are_not_synthetic_sets(tmp_path: Path) -> None:
     busy = tmp_path / "busy"
     busy.mkdir()
@@ -230,6 +235,7 @@ class _StopAfter:
         pass
 
 
+@pytest.mark.slow
 def test_interrupted_run_leaves_no_complete_looking_set_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "set"
     with pytest.raises(KeyboardInterrupt):
@@ -251,6 +257,7 @@ def test_interrupted_run_leaves_no_complete_looking_set_and_resumes(tmp_path: Pa
     assert tree_hashes(out) == tree_hashes(tmp_path / "fresh")
 
 
+@pytest.mark.slow
 def test_partial_for_other_parameters_is_discarded(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         generate(tmp_path / "set", train_ids=10, test_ids=10, seed=4, progress=_StopAfter())
@@ -260,6 +267,7 @@ def test_partial_for_other_parameters_is_discarded(tmp_path: Path) -> None:
     assert result["content_sha256"] == fresh["content_sha256"]
 
 
+@pytest.mark.slow
 def test_cli_synth(run_cli, tmp_path: Path) -> None:
     out = tmp_path / "cli"
     sheet = tmp_path / "sheet.png"

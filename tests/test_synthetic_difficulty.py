@@ -74,6 +74,7 @@ def default_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_colour_histogram_rank1_on_the_default_set(default_set: Path) -> None:
     result = histogram_baseline(default_set)
     # Checked independently: features through the plain-Python protocol above.
@@ -93,6 +94,7 @@ def test_colour_histogram_rank1_on_the_default_set(default_set: Path) -> None:
     assert result["rank1"] > 25 * result["chance_rank1"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_difficulty_is_steady_across_seeds(tmp_path: Path, seed: int) -> None:
     # The default test split (100 ids, 6 cameras); one train id keeps the test quick.

@@ -57,6 +57,7 @@ def _brute_tar(y, s, far):
     return max(tpr for fpr, tpr, _ in _brute_roc(y, s) if fpr <= far)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(_pairs(), st.integers(0, 12))
 def test_threshold_metrics_equal_sklearn(data, thr):
@@ -78,6 +79,7 @@ def test_threshold_metrics_equal_sklearn(data, thr):
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None)
 @given(_pairs())
 def test_ranking_metrics_equal_sklearn_and_brute_force(data):
@@ -91,6 +93,7 @@ def test_ranking_metrics_equal_sklearn_and_brute_force(data):
     assert got["null_reasons"] == {} or set(got["null_reasons"]) == {"tar_at_far_1e-2_threshold"}
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(_pairs(), st.sampled_from([0.0, 0.05, 0.1, 0.25, 0.5]))
 def test_tar_at_far_is_brute_force_and_threshold_reproduces_it(data, far):
@@ -150,6 +153,7 @@ def _f1(y, pred):
     return 2 * tp / (2 * tp + wrong) if tp + wrong else 0.0
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(_pairs(min_size=1))
 def test_best_f1_threshold_is_the_brute_force_optimum(data):

@@ -16,6 +16,7 @@ from reidbench.metrics.splits import calibration_mask, split_halves
     st.integers(0, 2**32),
     st.randoms(use_true_random=False),
 )
+@pytest.mark.slow
 def test_split_is_stratified_and_independent_of_row_order(ids, seed, rnd):
     ids = np.array(ids, dtype=np.int64)
     labels = np.array([rnd.randint(0, 1) for _ in ids], dtype=np.int8)
