@@ -1,7 +1,7 @@
 """Render a run's report.html in headless Chromium and save a PNG (the README screenshot).
 
     .venv/bin/reidbench demo --out runs/demo --no-lvlm
-    .venv/bin/python bench/screenshot_report.py runs/demo --out docs/report-screenshot.png
+    .venv/bin/python -m bench.screenshot_report runs/demo --out docs/report-screenshot.png
 
 Fails (exit 1) if the page logs any console error or an image does not decode, so a
 screenshot is only ever taken of a report that renders cleanly.

@@ -132,6 +132,12 @@ def test_report_section_shows_the_block(task_dir) -> None:
     assert task_sections({"tasks": {"g": {"kind": "other"}}}, {}) == []
     (odd,) = task_sections({"tasks": {"choice-2": {"kind": "choice", "systems": {"x": 3}}}}, {})
     assert odd.title == "Multiple choice (choice-2)"
+    from reidbench.report.choice_view import choice_markdown
+
+    md = "\n".join(choice_markdown({"tasks": {"choice": block}}))
+    assert "Multiple choice (choice): 20 items, 4 candidates each" in md
+    assert "- r: accuracy 1.000 [" in md and "(chance 0.250)" in md
+    assert choice_markdown({"tasks": {"g": {"kind": "gallery"}}}) == []
 
 
 def test_reid_ties_go_to_a_random_tied_slot_not_the_first() -> None:

@@ -154,3 +154,27 @@ def choice_section(name: str, block: Mapping[str, Any], colours: Mapping[str, st
     details = [("All recorded values", to_tree(dict(block)))]
     box = ExtraBlock(title, None, facts, tables=tables, details=details)
     return ExtraSection(f"task-{name}", title, CHOICE_HOWTO, [box], notes)
+
+
+def choice_markdown(metrics: Mapping[str, Any]) -> list[str]:
+    """Summary lines for `summary.md`: one line per system and choice task."""
+    lines: list[str] = []
+    for name, block in as_map(metrics.get("tasks")).items():
+        block = as_map(block)
+        if block.get("kind") != "choice":
+            continue
+        lines += [
+            "",
+            f"Multiple choice ({name}): {fmt.integer(block.get('n_items'))} items, "
+            f"{fmt.integer(block.get('n_candidates'))} candidates each, non-answers wrong:",
+            "",
+        ]
+        for sys_name, b in as_map(block.get("systems")).items():
+            b = as_map(b)
+            bias = as_map(as_map(b.get("position_bias")).get("uniform_answers"))
+            lines.append(
+                f"- {sys_name}: accuracy {fmt.with_ci(b.get('accuracy'), b.get('accuracy_ci'))} "
+                f"(chance {fmt.num(b.get('chance'))}), position bias p = "
+                f"{fmt.pvalue(bias.get('p_value')) if bias else fmt.DASH}"
+            )
+    return [*lines, ""] if lines else lines

@@ -116,9 +116,13 @@ def summary_markdown(metrics: Mapping[str, Any] | MetricsRecord) -> str:
     for s in record.fusion_skipped or []:
         if isinstance(s, Mapping):
             lines.append(f"Fused system {_cell(str(s.get('name')))} not shown: {s.get('reason')}.")
-    from reidbench.report.gallery_view import gallery_markdown  # issue #13: gallery task
+    from reidbench.report.choice_view import choice_markdown  # [[tasks]] (docs/tasks.md)
+    from reidbench.report.gallery_view import gallery_markdown
 
-    lines += gallery_markdown({"tasks": record.tasks or {}})
+    tasks = {"tasks": record.tasks or {}}
+    for line in choice_markdown(tasks) + gallery_markdown(tasks):
+        if line or (lines and lines[-1]):  # one blank line between blocks
+            lines.append(line)
     if run.synthetic:
         lines.append(
             "> SYNTHETIC DATA: procedural pedestrians, not real people; these numbers say "
