@@ -7,11 +7,8 @@ from __future__ import annotations
 import collections
 import json
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +20,7 @@ from reidbench.datasets.synthetic import generate
 from reidbench.judges.images import ImageSpec, prepare_many
 from reidbench.tasks.choice_items import curate_choice_items
 from tests.fake_llm_server import FakeLLMServer
+from tests.sigkill import cached_answers, kill_when
 
 KEY = "sk-choice-test-key-1a2b3c4d5e"
 ITEMS = 12
@@ -203,18 +201,6 @@ def test_bad_task_settings_are_one_line_errors(run_cli, data, tmp_path) -> None:
     assert not (tmp_path / "run3").exists() and not srv.records
 
 
-def _answers(cache: Path) -> int:
-    if not cache.exists():
-        return 0
-    db = sqlite3.connect(f"file:{cache}?mode=ro", uri=True, timeout=5)
-    try:
-        return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        db.close()
-
-
 @pytest.mark.slow
 def test_sigkilled_choice_run_resumes_without_paying_twice(data, tmp_path) -> None:
     with FakeLLMServer(require_key=KEY, latency_s=0.15) as srv:
@@ -224,24 +210,15 @@ def test_sigkilled_choice_run_resumes_without_paying_twice(data, tmp_path) -> No
         out = tmp_path / "run"
         env = {**os.environ, "CHOICE_TEST_KEY": KEY}
         cmd = [sys.executable, "-m", "reidbench", "run", str(cfg), "--out", str(out)]
-        child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         cache = out / "cache" / "responses.sqlite"
-        try:
-            deadline = time.monotonic() + 180
-            while _choice_calls(srv) < 5:  # the pairs are done; some choice answers are in
-                assert child.poll() is None, child.communicate()
-                assert time.monotonic() < deadline, "the run never asked choice items"
-                time.sleep(0.02)
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=30)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+        # The pairs are done and some choice answers are in.
+        kill_when(
+            cmd, env, lambda: _choice_calls(srv) >= 5, what="asked choice items", timeout_s=180
+        )
         asked_before = _choice_calls(srv)
         assert asked_before < 16
         assert not (out / "tasks" / "choice" / "systems" / "fake-vlm.parquet").exists()
-        assert _answers(cache) > 0
+        assert cached_answers(cache) > 0
 
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -18,6 +15,7 @@ import pytest
 
 from reidbench.datasets.synthetic import generate
 from tests.fake_llm_server import FakeLLMServer
+from tests.sigkill import cached_answers, kill_when
 
 KEY = "sk-experiment-cli-key-9f8e7d6c5b4a"
 POSITIVES = NEGATIVES = 12
@@ -198,18 +196,6 @@ def test_changed_pairs_or_missing_key_are_one_line_errors(
     assert "Traceback" not in result.err
 
 
-def _answers(cache: Path) -> int:
-    if not cache.exists():
-        return 0
-    db = sqlite3.connect(f"file:{cache}?mode=ro", uri=True, timeout=5)
-    try:
-        return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        db.close()
-
-
 @pytest.mark.slow
 def test_sigkilled_run_resumes_without_paying_twice(data, tmp_path) -> None:
     with FakeLLMServer(require_key=KEY, latency_s=0.15) as srv:
@@ -219,21 +205,9 @@ def test_sigkilled_run_resumes_without_paying_twice(data, tmp_path) -> None:
         out = tmp_path / "run"
         env = {**os.environ, "REIDBENCH_TEST_KEY": KEY}
         cmd = [sys.executable, "-m", "reidbench", "run", str(cfg), "--out", str(out)]
-        child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         cache = out / "cache" / "responses.sqlite"
-        try:
-            deadline = time.monotonic() + 120
-            while _answers(cache) < 6:
-                assert child.poll() is None, child.communicate()
-                assert time.monotonic() < deadline, "the run never committed answers"
-                time.sleep(0.02)
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=30)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        committed = _answers(cache)
+        kill_when(cmd, env, lambda: cached_answers(cache) >= 6, what="committed answers")
+        committed = cached_answers(cache)
         n_pairs = pq.read_table(out / "pairs.parquet").num_rows
         assert 6 <= committed < n_pairs
         assert not (out / "scores.parquet").exists()  # no complete-looking partial output

@@ -340,31 +340,16 @@ print("finished")
 """
 
 
-def _committed(cache: Path) -> int:
-    import sqlite3
-
-    if not cache.exists():
-        return 0
-    db = sqlite3.connect(f"file:{cache}?mode=ro", uri=True, timeout=5)
-    try:
-        return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
-    except sqlite3.OperationalError:  # the child has not created the table yet
-        return 0
-    finally:
-        db.close()
-
-
 @pytest.mark.slow
 def test_sigkill_mid_gallery_then_resume_pays_only_calls_in_flight(
     data_root: Path, tmp_path: Path
 ) -> None:
     import os
-    import signal
-    import subprocess
     import sys
     import time
 
     from tests.fake_llm_server import FakeLLMServer
+    from tests.sigkill import cached_answers, kill_when
 
     key = "sk-gallery-key-123456"
     task = {"kind": "gallery", "queries": 4, "gallery_size": 10}
@@ -378,25 +363,13 @@ def test_sigkill_mid_gallery_then_resume_pays_only_calls_in_flight(
             cache={"claim_lease_s": 1.0},
         )
         (tmp_path / "cfg.json").write_text(json.dumps(cfg.model_dump(mode="json")))
-        child = subprocess.Popen(
+        kill_when(
             [sys.executable, "-c", CHILD, str(tmp_path / "cfg.json"), str(out)],
-            env={**os.environ, "GAL_KEY": key},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            {**os.environ, "GAL_KEY": key},
+            lambda: cached_answers(cache) >= 12,
+            what="committed answers",
         )
-        try:
-            deadline = time.monotonic() + 120
-            while _committed(cache) < 12:
-                assert child.poll() is None, child.communicate()
-                assert time.monotonic() < deadline, "the child never committed answers"
-                time.sleep(0.02)
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=30)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        committed = _committed(cache)
+        committed = cached_answers(cache)
         assert 12 <= committed < 40
         assert not (out / "tasks" / "gallery" / "systems" / "judge.parquet").exists()
         time.sleep(1.1)  # the killed child's claims lapse
