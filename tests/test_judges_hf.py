@@ -110,10 +110,8 @@ def build_tiny_llava(out: Path, words: tuple[str, ...] = ()) -> Path:
     return out
 
 
-@pytest.mark.slow
-def test_tiny_local_model_runs_and_its_gibberish_is_a_parse_error(
-    tiny_model: Path, tmp_path: Path
-) -> None:
+def random_crop_pairs(tmp_path: Path) -> tuple[Path, pa.Table]:
+    """Four random crops under tmp_path/crops and two pairs of them."""
     root = tmp_path / "crops"
     root.mkdir()
     rng = np.random.default_rng(0)
@@ -122,6 +120,14 @@ def test_tiny_local_model_runs_and_its_gibberish_is_a_parse_error(
     pairs = pa.table(
         {"pair_id": [0, 1], "path_a": ["0.png", "1.png"], "path_b": ["2.png", "3.png"]}
     )
+    return root, pairs
+
+
+@pytest.mark.slow
+def test_tiny_local_model_runs_and_its_gibberish_is_a_parse_error(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    root, pairs = random_crop_pairs(tmp_path)
     system = LVLMSystemConfig.model_validate(
         {
             "name": "tiny",

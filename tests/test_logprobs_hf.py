@@ -11,7 +11,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from PIL import Image
 
@@ -21,7 +20,7 @@ from reidbench.judges.images import EncodedImage
 from reidbench.judges.logprobs import probability_score
 from reidbench.judges.prompts import load_prompt
 from reidbench.judges.providers.base import ProviderRequest
-from tests.test_judges_hf import build_tiny_llava
+from tests.test_judges_hf import build_tiny_llava, random_crop_pairs
 
 transformers = pytest.importorskip("transformers")
 
@@ -93,14 +92,7 @@ def test_provider_probabilities_match_a_direct_forward_pass(tiny_yes_no: Path) -
 
 
 def test_hf_system_scores_every_pair(tiny_yes_no: Path, tmp_path: Path) -> None:
-    root = tmp_path / "crops"
-    root.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 255, (64, 32, 3), dtype=np.uint8)).save(root / f"{i}.png")
-    pairs = pa.table(
-        {"pair_id": [0, 1], "path_a": ["0.png", "1.png"], "path_b": ["2.png", "3.png"]}
-    )
+    root, pairs = random_crop_pairs(tmp_path)
     system = LVLMSystemConfig.model_validate(
         {
             "name": "tiny",
