@@ -18,7 +18,6 @@ from reidbench.records import MetricsRecord, RunManifest, manifest_from_dict, me
 from reidbench.report import coverage_view as cov
 from reidbench.report import format as fmt
 from reidbench.report import plots, protocol, sections
-from reidbench.report.attributes_view import attribute_sections
 from reidbench.report.cmc_band import cmc_band_plot
 from reidbench.report.extras import extra_sections
 from reidbench.report.model import Cell, as_map
@@ -402,5 +401,5 @@ def build_context(
         "cmc": cmc_band_plot({**retrieval, **retrieval_other}, colours)
         or plots.cmc_plot({**retrieval, **retrieval_other}, colours),
         "views": build_views(metrics, colours, _dataset_root(record, manifest)),
-        "extras": extra_sections(metrics, colours) + attribute_sections(metrics, colours),
+        "extras": extra_sections(metrics, colours),
     }

@@ -13,6 +13,7 @@ from typing import Any
 from reidbench.metrics import specs
 from reidbench.report import format as fmt
 from reidbench.report import plots, sections
+from reidbench.report.attributes_view import attribute_sections
 from reidbench.report.coverage_view import coverage_aware_table
 from reidbench.report.model import (
     Cell,
@@ -29,6 +30,8 @@ from reidbench.report.model import (
     scalar_text,
     to_tree,
 )
+from reidbench.report.sensitivity import sensitivity_sections
+from reidbench.report.task_views import task_sections
 
 
 def _split_text(split: Any) -> str:
@@ -393,11 +396,7 @@ def extra_sections(metrics: Mapping[str, Any], colours: Mapping[str, str]) -> li
         out.append(
             ExtraSection("rerank", "Re-ranking", RERANK_HOWTO, [_rerank_block(rerank, colours)])
         )
-    from reidbench.report.task_views import task_sections  # [[tasks]] (docs/tasks.md)
-
-    out.extend(task_sections(metrics, colours))
-
-    from reidbench.report.sensitivity import sensitivity_sections  # it imports this module
-
+    out.extend(task_sections(metrics, colours))  # [[tasks]] (docs/tasks.md)
     out.extend(sensitivity_sections(metrics, colours))
+    out.extend(attribute_sections(metrics, colours))
     return out

@@ -28,7 +28,7 @@ from reidbench.metrics.retrieval import evaluate_retrieval
 from reidbench.metrics.run.bootstrap import Bootstrap
 from reidbench.tables import read_table
 from reidbench.tasks.config import GalleryTask
-from reidbench.tasks.gallery import gallery_name, item_scores, read_items, task_dir
+from reidbench.tasks.gallery import item_scores, read_items, task_dir
 
 FAILED_NEGATIVE = np.finfo(np.float64).max  # below every answered image
 FAILED_POSITIVE = np.inf  # below that too: a failure never finds a true match
@@ -191,21 +191,3 @@ def gallery_metrics(
         "systems": systems,
         "comparisons": comparisons,
     }
-
-
-def gallery_tasks_metrics(
-    run_dir: str | Path, config: dict[str, Any], bootstrap: Bootstrap
-) -> dict[str, Any]:
-    """`tasks` blocks for every gallery task of a run config (dict from run.json) that ran."""
-    out: dict[str, Any] = {}
-    n = 0
-    for raw in config.get("tasks") or []:
-        if not isinstance(raw, dict) or raw.get("kind") != "gallery":
-            continue
-        name = gallery_name(n)
-        n += 1
-        if (task_dir(Path(run_dir), name) / "manifest.json").is_file():
-            out[name] = gallery_metrics(
-                run_dir, GalleryTask.model_validate(raw), bootstrap, name=name
-            )
-    return out
